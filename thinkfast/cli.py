@@ -38,10 +38,12 @@ def _version(module: str) -> str | None:
 
 
 def run_info(device="cpu") -> dict:
-    "Where and how a result was produced: device, versions, git commit (and whether the tree was dirty), date."
+    """Where and how a result was produced: device, versions, git commit (and whether the tree was dirty), date.
+    Where the code runs from a copy without git history (the GPU machine), the commit comes from the
+    environment variable `THINKFAST_GIT_COMMIT`, set by whoever copied it."""
     device = torch.device(device)
-    commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    commit = _git("rev-parse", "HEAD") or os.environ.get("THINKFAST_GIT_COMMIT")  # a copy without history
+    dirty = _git("status", "--porcelain", "--untracked-files=no") if _git("rev-parse", "HEAD") else None
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None,
