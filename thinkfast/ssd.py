@@ -395,7 +395,7 @@ SSD_GPU_SHAPES = {
     "llamba-3b": dict(nheads=32, headdim=96, ngroups=32, dstate=64),
     "grouped": dict(nheads=16, headdim=64, ngroups=2, dstate=128),
 }
-SSD_TOLERANCES = {torch.float32: 2e-3, torch.bfloat16: 2e-2}
+SSD_TOLERANCES = {torch.float32: 5e-3, torch.bfloat16: 2e-2}
 
 
 def compare_to_reference(shape: dict, dtype=torch.bfloat16, batch=2, seqlen=1000, chunk_size=256, device="cuda",
