@@ -6,10 +6,13 @@
   conftest.py. It is skipped, with the reason, where CUDA is absent or the notebook has no GPU cells.
   On the GPU machine: `PYTHONPATH=$PWD python3 -m pytest tests -m gpu` (see README).
 
-A failing cell fails the test with that cell's source and traceback in the message.
+A failing cell fails the test with that cell's source and traceback in the message. With
+THINKFAST_KEEP_EXECUTED=DIR set, each executed notebook is kept in DIR (`NAME.cpu.ipynb`, `NAME.gpu.ipynb`);
+`python tests/fill_outputs.py --gpu-from DIR` then stores the GPU cells' outputs in nbs/ for the docs.
 """
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -64,6 +67,10 @@ def run_notebook(nb_path: Path, tmp_path: Path, parameters: dict, gpu: bool):
     finally:
         os.environ["PYTHONPATH"] = env_path
         if not env_path: del os.environ["PYTHONPATH"]
+        keep = os.environ.get("THINKFAST_KEEP_EXECUTED")   # a folder: keep the executed notebook there
+        if keep and out.exists():
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(out, Path(keep) / f"{nb_path.stem}.{'gpu' if gpu else 'cpu'}.ipynb")
     return nbformat.read(out, as_version=4)
 
 

@@ -57,6 +57,7 @@ class Rotary(nn.Module):
     "cos/sin tables for positions; `rotate(x, cos, sin)` applies them to `(batch, heads, seqlen, head_dim)`."
     def __init__(self, head_dim: int, theta: float = 500000.0, llama3: dict | None = None):
         super().__init__()
+        self.head_dim, self.theta, self.llama3 = head_dim, theta, llama3
         self.register_buffer("inv_freq", rope_frequencies(head_dim, theta, llama3), persistent=False)
 
     def forward(self, positions):
@@ -68,7 +69,8 @@ class Rotary(nn.Module):
     @staticmethod
     def rotate(x, cos, sin):
         x1, x2 = x.chunk(2, dim=-1)
-        return (x.float() * cos + torch.cat([-x2, x1], -1).float() * sin).to(x.dtype)
+        cd = compute_dtype(x.dtype)       # fp32 for bf16/fp16/fp32 activations, fp64 for fp64
+        return (x.to(cd) * cos.to(cd) + torch.cat([-x2, x1], -1).to(cd) * sin.to(cd)).to(x.dtype)
 
 # %% ../nbs/01_layers.ipynb #729468a0
 @dataclass
