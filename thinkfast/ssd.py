@@ -351,8 +351,10 @@ def ssd_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus:
     h, p, N = n.nheads, n.headdim, n.dstate
     if tuple(dt_limit) != (0.0, math.inf):   # the kernel has no limits: apply the whole transform here
         dt, dt_bias, dt_softplus = process_dt(dt, dt_bias, dt_softplus, dt_limit), None, False
+    # mamba-ssm 2.3's wrapper fails on dt_bias=None or D=None (it unpacks their strides): pass zeros instead
     bias = dt.new_zeros(h, dtype=torch.float32) if dt_bias is None else dt_bias.float()
-    D = None if D is None else (D.float()[:, None].expand(h, p) if D.dim() == 1 else D.float())
+    D = (x.new_zeros(h, dtype=torch.float32) if D is None else D.float())
+    D = D[:, None].expand(h, p) if D.dim() == 1 else D
     return _kernels().update(state, x, dt[..., None].expand(n.batch, h, p),
                              A.float()[:, None, None].expand(h, p, N), B, C, D=D, z=z,
                              dt_bias=bias[:, None].expand(h, p), dt_softplus=dt_softplus)
@@ -417,6 +419,9 @@ def compare_to_reference(shape: dict, dtype=torch.bfloat16, batch=2, seqlen=1000
     at64 = {k: (v[:, t] if k in ("x", "dt", "B", "C", "z") else v) for k, v in kw64.items()}
     out["step_y"] = rel_err(ssd_update(st, **at, backend=backend), ssd_step(st64, **at64))
     out["step_state"] = rel_err(st, st64)
+    bare = lambda a: {**a, "D": None, "z": None, "dt_bias": None}       # the Llamba step: no D, gate or bias
+    st, st64 = h0.clone(), h0.double().clone()
+    out["step_bare_y"] = rel_err(ssd_update(st, **bare(at), backend=backend), ssd_step(st64, **bare(at64)))
     dim = shape["nheads"] * shape["headdim"]
     xc = torch.randn(batch, seqlen, dim, generator=g).to(device, dtype)
     w, bias = torch.randn(dim, 4, generator=g).to(device, dtype) * 0.5, torch.randn(dim, generator=g).to(device, dtype)
