@@ -103,29 +103,37 @@ class Attention(nn.Module):
         v = self.v_proj(u).view(b, l, self.n_kv, self.hd).transpose(1, 2)
         return Rotary.rotate(q, cos, sin), Rotary.rotate(k, cos, sin), v
 
+    @staticmethod
+    def _mask(q_pos, n_keys, pad, device):
+        "Boolean mask (batch or 1, 1, queries, keys): causal, no left padding; a padded query sees itself (no NaN)."
+        keys = torch.arange(n_keys, device=device)
+        m = keys <= q_pos[:, None]                                            # (q, k)
+        if pad is None: return m[None, None]
+        m = (m[None] & (keys >= pad[:, None, None])) | (keys == q_pos[:, None])[None]   # (b, q, k)
+        return m[:, None]
+
     def _attend(self, q, k, v, mask=None, causal=False):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            enable_gqa=self.n_kv != self.n_heads)
         return self.o_proj(y.transpose(1, 2).flatten(2))
 
-    def forward(self, u, rope, cache: KVCache | None = None, pos0: int = 0):
-        "u `(batch, seqlen, d_model)`; rope = (cos, sin) for positions pos0..pos0+seqlen."
+    def forward(self, u, rope, cache: KVCache | None = None, pos0: int = 0, pad=None):
+        "u `(batch, seqlen, d_model)`; rope = (cos, sin) for its positions; `pad` left-padding per row."
         q, k, v = self._qkv(u, *rope)
-        if cache is None: return self._attend(q, k, v, causal=True)
         l = u.shape[1]
-        if pos0 + l > cache.k.shape[2]:
-            raise ValueError(f"prefill to position {pos0 + l} exceeds the cache's max_len={cache.k.shape[2]}")
-        cache.k[:, :, pos0:pos0 + l] = k; cache.v[:, :, pos0:pos0 + l] = v
-        if pos0 == 0: return self._attend(q, k, v, causal=True)
-        mask = torch.ones(l, pos0 + l, dtype=torch.bool, device=u.device).tril(pos0)
-        return self._attend(q, cache.k[:, :, :pos0 + l], cache.v[:, :, :pos0 + l], mask=mask)
+        if cache is not None:
+            if pos0 + l > cache.k.shape[2]:
+                raise ValueError(f"prefill to position {pos0 + l} exceeds the cache's max_len={cache.k.shape[2]}")
+            cache.k[:, :, pos0:pos0 + l] = k; cache.v[:, :, pos0:pos0 + l] = v
+            if pos0: k, v = cache.k[:, :, :pos0 + l], cache.v[:, :, :pos0 + l]
+        if pos0 == 0 and pad is None: return self._attend(q, k, v, causal=True)
+        return self._attend(q, k, v, mask=self._mask(torch.arange(pos0, pos0 + l, device=u.device), k.shape[2], pad, u.device))
 
-    def step(self, u, rope, cache: KVCache, pos):
-        "u `(batch, d_model)` at position `pos` (0-d long tensor); rope = (cos, sin) `(batch, 1, head_dim)`."
+    def step(self, u, rope, cache: KVCache, pos, pad=None):
+        "u `(batch, d_model)` at cache column `pos` (0-d long tensor); rope = (cos, sin) for each row's position."
         q, k, v = self._qkv(u[:, None], *rope)
         cache.k.index_copy_(2, pos.view(1), k); cache.v.index_copy_(2, pos.view(1), v)
-        mask = torch.arange(cache.k.shape[2], device=u.device) <= pos
-        return self._attend(q, cache.k, cache.v, mask=mask[None, None, None, :])[:, 0]
+        return self._attend(q, cache.k, cache.v, mask=self._mask(pos.view(1), cache.k.shape[2], pad, u.device))[:, 0]
 
 # %% ../nbs/01_layers.ipynb #d050225d
 @dataclass
@@ -176,6 +184,12 @@ class _MambaBase(nn.Module):
         return MambaCache(torch.zeros(batch, self.conv_dim, self.d_conv - 1, dtype=dtype, device=device),
                           torch.zeros(batch, self.nheads, self.headdim, self.d_state, dtype=ssm_state_dtype, device=device))
 
+    @staticmethod
+    def _valid(u, pos0, pad):
+        "(batch, seqlen, 1) mask of real tokens (None without padding): left padding must not touch the state."
+        if pad is None: return None
+        return ((torch.arange(pos0, pos0 + u.shape[1], device=u.device)[None] >= pad[:, None])[..., None]).to(u.dtype)
+
     def _conv(self, xBC, cache):
         if cache is None: return causal_conv1d(xBC, self.conv_weight, self.conv_bias, self.conv_activation)
         y, final = causal_conv1d(xBC, self.conv_weight, self.conv_bias, self.conv_activation,
@@ -222,16 +236,19 @@ class MambaInLlamaMixer(_MambaBase):
         B = B.unflatten(-1, (self.n_kv, self.d_state)).repeat_interleave(r, dim=-2)
         return x, B, C.unflatten(-1, (self.nheads, self.d_state))
 
-    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0):
+    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None):
         z, xBC, dt = self._split(self.in_proj(u))
+        valid = self._valid(u, pos0, pad)
+        if valid is not None: xBC = xBC * valid          # padding enters the conv as zeros, like a fresh state
         x, B, C = self._heads(self._conv(xBC, cache))
+        if valid is not None: x = x * valid[..., None]    # ... and the SSM as zero input: the state stays zero
         out = ssd_scan(x, dt, -torch.exp(self.A_log.float()), B, C, self.chunk_size, D=self.D,
                        z=z.unflatten(-1, (self.nheads, self.headdim)), dt_bias=self.dt_bias, dt_softplus=True,
                        initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None)
         if cache is not None: out, final = out; cache.ssm_state.copy_(final)
         return self.out_proj(out.flatten(-2))
 
-    def step(self, u, rope, cache: MambaCache, pos=None):
+    def step(self, u, rope, cache: MambaCache, pos=None, pad=None):
         z, xBC, dt = self._split(self.in_proj(u))
         x, B, C = self._heads(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight, self.conv_bias,
                                                  self.conv_activation))
@@ -296,15 +313,18 @@ class LlambaMixer(_MambaBase):
         y = (y.to(cd) + self.D.to(cd)[:, None] * x.to(cd)) * F.silu(z.to(cd)).unflatten(-1, (self.nheads, self.headdim))
         return self.out_proj(y.to(x.dtype).flatten(-2))
 
-    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0):
+    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None):
         xBC, z, a = self._split(self.in_proj(u))
+        valid = self._valid(u, pos0, pad)
+        if valid is not None: xBC = xBC * valid          # padding: zeros into the conv and the scan
         x, xs, dt, B, C = self._ssm_inputs(self._conv(xBC, cache), a)
+        if valid is not None: xs = xs * valid[..., None]
         y = ssd_scan(xs, dt, self.A, B, C, self.chunk_size,
                      initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None)
         if cache is not None: y, final = y; cache.ssm_state.copy_(final)
         return self._out(y, x, z)
 
-    def step(self, u, rope, cache: MambaCache, pos=None):
+    def step(self, u, rope, cache: MambaCache, pos=None, pad=None):
         xBC, z, a = self._split(self.in_proj(u))
         x, xs, dt, B, C = self._ssm_inputs(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight,
                                                               self.conv_bias, self.conv_activation), a)

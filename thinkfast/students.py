@@ -88,12 +88,12 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = MLP(c.hidden_size, c.intermediate_size)
 
-    def forward(self, h, rope, cache=None, pos0=0):
-        h = h + self.mixer(self.input_layernorm(h), rope, cache, pos0)
+    def forward(self, h, rope, cache=None, pos0=0, pad=None):
+        h = h + self.mixer(self.input_layernorm(h), rope, cache, pos0, pad)
         return h + self.mlp(self.post_attention_layernorm(h))
 
-    def step(self, h, rope, cache, pos):
-        h = h + self.mixer.step(self.input_layernorm(h), rope, cache, pos)
+    def step(self, h, rope, cache, pos, pad=None):
+        h = h + self.mixer.step(self.input_layernorm(h), rope, cache, pos, pad)
         return h + self.mlp(self.post_attention_layernorm(h))
 
 
@@ -132,21 +132,26 @@ class ThinkfastModel(ThinkfastPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
-    def forward(self, input_ids, cache=None, pos0: int = 0):
+    def _rope(self, columns, pad):
+        "cos/sin for cache columns `(seqlen,)`; with left padding, each row's positions start at its first token."
+        if pad is None: return self.rotary(columns)
+        return tuple(t[:, None] for t in self.rotary((columns[None] - pad[:, None]).clamp_min(0)))
+
+    def forward(self, input_ids, cache=None, pos0: int = 0, pad=None):
         h = self.embed_tokens(input_ids)
-        rope = self.rotary(torch.arange(pos0, pos0 + input_ids.shape[1], device=input_ids.device))
+        rope = self._rope(torch.arange(pos0, pos0 + input_ids.shape[1], device=input_ids.device), pad)
         for i, layer in enumerate(self.layers):
             c = None if cache is None else cache[i]
             if self.gradient_checkpointing and self.training and c is None:
-                h = torch.utils.checkpoint.checkpoint(layer, h, rope, use_reentrant=False)
+                h = torch.utils.checkpoint.checkpoint(layer, h, rope, None, pos0, pad, use_reentrant=False)
             else:
-                h = layer(h, rope, c, pos0)
+                h = layer(h, rope, c, pos0, pad)
         return self.norm(h)
 
-    def step(self, input_ids, cache, pos):
+    def step(self, input_ids, cache, pos, pad=None):
         h = self.embed_tokens(input_ids)
-        rope = self.rotary(pos.view(1))
-        for layer, c in zip(self.layers, cache): h = layer.step(h, rope, c, pos)
+        rope = self._rope(pos.view(1), pad)
+        for layer, c in zip(self.layers, cache): h = layer.step(h, rope, c, pos, pad)
         return self.norm(h)
 
 
@@ -163,9 +168,10 @@ class ThinkfastForCausalLM(ThinkfastPreTrainedModel):
     def get_input_embeddings(self): return self.model.embed_tokens
     def get_output_embeddings(self): return self.lm_head
 
-    def forward(self, input_ids, labels=None, cache=None, pos0: int = 0, **kwargs):
-        "Logits `(batch, seqlen, vocab)`; with `labels`, the mean next-token cross-entropy (-100 ignored)."
-        logits = self.lm_head(self.model(input_ids, cache, pos0))
+    def forward(self, input_ids, labels=None, cache=None, pos0: int = 0, pad=None, **kwargs):
+        """Logits `(batch, seqlen, vocab)`; with `labels`, the mean next-token cross-entropy (-100 ignored).
+        With `cache`, also fills it from cache column `pos0`; `pad` `(batch,)` counts left-padding tokens per row."""
+        logits = self.lm_head(self.model(input_ids, cache, pos0, pad))
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
@@ -179,9 +185,9 @@ class ThinkfastForCausalLM(ThinkfastPreTrainedModel):
         sdt = ssm_state_dtype or torch.promote_types(getattr(torch, self.config.ssm_state_dtype), dtype)
         return [l.mixer.allocate_cache(batch, max_len, dtype, device, ssm_state_dtype=sdt) for l in self.model.layers]
 
-    def step(self, input_ids, cache, pos):
-        "One decoding step: input_ids `(batch,)` at position `pos` (0-d tensor) -> logits `(batch, vocab)`."
-        return self.lm_head(self.model.step(input_ids, cache, pos))
+    def step(self, input_ids, cache, pos, pad=None):
+        "One decoding step: input_ids `(batch,)` at cache column `pos` (0-d tensor) -> logits `(batch, vocab)`."
+        return self.lm_head(self.model.step(input_ids, cache, pos, pad))
 
 
 AutoConfig.register("thinkfast", ThinkfastConfig, exist_ok=True)
