@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_scan, ssd_update
 
 # %% auto #0
-__all__ = ['RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'KVCache', 'Attention', 'MambaCache', 'MambaInLlamaMixer',
-           'init_mixer_from_attention', 'LlambaMixer']
+__all__ = ['RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init',
+           'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer']
 
 # %% ../nbs/01_layers.ipynb #082fcc27
 class RMSNorm(nn.Module):
@@ -146,6 +146,13 @@ class MambaCache:
 def _inv_softplus(y): return y + torch.log(-torch.expm1(-y))
 
 
+def mamba2_init(nheads: int, generator=None) -> dict:
+    "Mamba-2's initial A_log (A uniform in [-16, -1]) and dt_bias (softplus(dt_bias) log-uniform in [0.001, 0.1])."
+    A = torch.empty(nheads).uniform_(1, 16, generator=generator)
+    dt = torch.exp(torch.rand(nheads, generator=generator) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+    return {"A_log": A.log(), "dt_bias": _inv_softplus(dt.clamp_min(1e-4))}
+
+
 def _rows(sizes: list, name: str):
     "Row slice of `name` in an in_proj laid out as `sizes` [(name, width), ...]."
     start = 0
@@ -213,9 +220,7 @@ class MambaInLlamaMixer(_MambaBase):
     @torch.no_grad()
     def reset_ssm_parameters(self, generator=None):
         super().reset_ssm_parameters(generator)
-        self.A_log.copy_(torch.empty(self.nheads).uniform_(1, 16, generator=generator).log())  # A in [-16, -1]
-        dt = torch.exp(torch.rand(self.nheads, generator=generator) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-        self.dt_bias.copy_(_inv_softplus(dt.clamp_min(1e-4)))                                # dt in [0.001, 0.1]
+        for name, value in mamba2_init(self.nheads, generator).items(): getattr(self, name).copy_(value)
 
     def rows(self, name):
         "Rows of in_proj that produce `name` (z, x, B, C or dt)."

@@ -15,7 +15,7 @@ from transformers.configuration_utils import PreTrainedConfig
 from transformers.modeling_outputs import CausalLMOutput
 
 from .layers import (MLP, Attention, LlambaMixer, MambaInLlamaMixer, RMSNorm, Rotary,
-                              init_mixer_from_attention, rope_frequencies)
+                              init_mixer_from_attention, mamba2_init, rope_frequencies)
 
 # %% auto #0
 __all__ = ['MIXER_KINDS', 'PRESETS', 'ThinkfastConfig', 'make_mixer', 'DecoderLayer', 'ThinkfastPreTrainedModel',
@@ -117,9 +117,7 @@ class ThinkfastPreTrainedModel(PreTrainedModel):
             init.uniform_(module.conv_weight, -bound, bound); init.uniform_(module.conv_bias, -bound, bound)
             init.ones_(module.D)
             if isinstance(module, MambaInLlamaMixer):
-                init.copy_(module.A_log, torch.empty(module.nheads).uniform_(1, 16).log())
-                dt = torch.exp(torch.rand(module.nheads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-                init.copy_(module.dt_bias, dt + torch.log(-torch.expm1(-dt)))
+                for name, value in mamba2_init(module.nheads).items(): init.copy_(getattr(module, name), value)
 
 
 class ThinkfastModel(ThinkfastPreTrainedModel):
