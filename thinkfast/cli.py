@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ import torch
 from . import ssd
 
 # %% auto #0
-__all__ = ['run_info', 'write_json', 'ssd_check', 'main']
+__all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #b13b1f06
 def _git(*args, cwd=None) -> str | None:
@@ -96,7 +97,54 @@ def ssd_check(device=None, dtypes=("float32", "bfloat16"), shapes=None, seqlens=
     if out: write_json(record, out)
     return record
 
-# %% ../nbs/90_cli.ipynb #36c50160
+# %% ../nbs/90_cli.ipynb #b74de151
+_DATASETS = ("gsm8k", "math500")
+
+
+def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
+    "A model ready for the engine: a saved ThinkfastForCausalLM, or a Llama converted with all layers as attention."
+    from transformers import AutoModelForCausalLM
+    from thinkfast.students import ThinkfastForCausalLM, from_llama
+    if dtype not in _DTYPES: raise ValueError(f"dtype {dtype!r} unknown; allowed: {', '.join(_DTYPES)}")
+    m = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype])
+    if not isinstance(m, ThinkfastForCausalLM):
+        if getattr(m.config, "model_type", None) != "llama":
+            raise ValueError(f"{model_path}: a thinkfast or Llama model is needed, got model_type {m.config.model_type!r}")
+        m = from_llama(m, attn_layers=range(m.config.num_hidden_layers))
+    return m.to(device).eval()
+
+
+def sample_command(model, tokenizer=None, dataset="gsm8k", data=None, split="test", limit=None, subset_seed=0,
+                   n=16, max_new_tokens=512, temperature=0.7, top_p=0.95, seed=0, batch_problems=8,
+                   out="runs/samples.jsonl", device=None, dtype="bfloat16") -> dict:
+    "Run the sampling runner over a benchmark; returns (and writes beside `out`) a summary with the run record."
+    from transformers import AutoTokenizer
+    from thinkfast.budgets import by_problem
+    from thinkfast.sampling import read_samples, run_sampling
+    from thinkfast.scoring import coverage_curve, load_gsm8k, load_math500, subset
+    if dataset not in _DATASETS: raise ValueError(f"dataset {dataset!r} unknown; allowed: {', '.join(_DATASETS)}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    problems = load_gsm8k(split, data) if dataset == "gsm8k" else load_math500(data)
+    problems = subset(problems, limit, subset_seed)
+    tok = AutoTokenizer.from_pretrained(tokenizer or model)
+    m = load_for_sampling(model, device, dtype)
+    t0 = time.perf_counter()
+    path = run_sampling(m, tok, problems, out, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                        top_p=top_p, seed=seed, batch_problems=batch_problems)
+    wall = time.perf_counter() - t0
+    recs = read_samples(path)
+    summary = {"run": run_info(device), "model": str(model), "dataset": dataset, "problems": len(problems), "n": n,
+               "samples": len(recs), "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+               "seed": seed, "wall_s_this_call": wall, "generation_s": sum(r["seconds"] for r in recs),
+               "tokens": sum(r["tokens"] for r in recs), "accuracy": sum(r["correct"] for r in recs) / max(1, len(recs))}
+    summary["samples_per_s"] = summary["samples"] / max(summary["generation_s"], 1e-9)
+    summary["tokens_per_s"] = summary["tokens"] / max(summary["generation_s"], 1e-9)
+    if recs and int(os.environ.get("RANK", 0)) == 0:          # the merged file lives on rank 0
+        summary[f"coverage@{n}"] = coverage_curve([[r["correct"] for r in rs] for rs in by_problem(recs, n).values()], [n])[n]
+        write_json(summary, Path(path).with_suffix(".summary.json"))
+    return summary
+
+# %% ../nbs/90_cli.ipynb #b6c037a6
 def main(argv=None):
     "Entry point of the `thinkfast` command."
     p = argparse.ArgumentParser(prog="thinkfast", description="Thinking Slow, Fast: reproduction tools")
@@ -108,7 +156,31 @@ def main(argv=None):
     c.add_argument("--seqlens", nargs="+", type=int, default=[256])
     c.add_argument("--batch", type=int, default=1)
     c.add_argument("--out", default=None, help="write the JSON record here")
+    c = sub.add_parser("sample", help="draw n scored samples per problem of GSM8K or MATH-500 (resumable)")
+    c.add_argument("--model", required=True, help="a saved thinkfast model or a transformers Llama (path or hub name)")
+    c.add_argument("--tokenizer", default=None, help="default: the model's")
+    c.add_argument("--dataset", default="gsm8k", choices=_DATASETS)
+    c.add_argument("--data", default=None, help="local jsonl (default: the Hugging Face hub)")
+    c.add_argument("--split", default="test", choices=["test", "train"])
+    c.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many problems")
+    c.add_argument("--n", type=int, default=16)
+    c.add_argument("--max-new-tokens", type=int, default=512)
+    c.add_argument("--temperature", type=float, default=0.7)
+    c.add_argument("--top-p", type=float, default=0.95)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--batch-problems", type=int, default=8)
+    c.add_argument("--out", default="runs/samples.jsonl")
+    c.add_argument("--device", default=None)
+    c.add_argument("--dtype", default="bfloat16", choices=list(_DTYPES))
     a = p.parse_args(argv)
+    if a.command == "sample":
+        for name in ("n", "max_new_tokens", "batch_problems"):
+            if getattr(a, name) < 1: p.error(f"--{name.replace('_', '-')} must be positive")
+        if a.limit is not None and a.limit < 1: p.error("--limit must be positive")
+        r = sample_command(a.model, a.tokenizer, a.dataset, a.data, a.split, a.limit, 0, a.n, a.max_new_tokens,
+                           a.temperature, a.top_p, a.seed, a.batch_problems, a.out, a.device, a.dtype)
+        print(json.dumps({k: v for k, v in r.items() if k != "run"}, indent=1))
+        return 0
     if a.command == "ssd-check":
         if a.batch < 1 or any(t < 1 for t in a.seqlens): p.error("--batch and --seqlens must be positive")
         r = ssd_check(a.device, a.dtypes, a.shapes, a.seqlens, a.batch, a.out)

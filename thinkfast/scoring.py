@@ -155,7 +155,7 @@ def score_text(text: str, gold: str, timeout: int = 5) -> tuple:
     ans = extract_answer(text)
     return ans, is_equiv(ans, gold, timeout)
 
-# %% ../nbs/06_scoring.ipynb #45b24e79
+# %% ../nbs/06_scoring.ipynb #988bb490
 def pass_at_k(n: int, c: int, k: int) -> float:
     "Unbiased pass@k from n samples with c correct (Chen et al., 2021), stable for large n."
     if not 0 <= c <= n or not 1 <= k <= n: raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
@@ -172,7 +172,7 @@ def coverage_curve(correct: list, ks=None) -> dict:
     ks = range(1, n + 1) if ks is None else ks
     return {k: float(np.mean([pass_at_k(n, int(sum(c)), k) for c in correct])) for k in ks}
 
-# %% ../nbs/06_scoring.ipynb #fec063ee
+# %% ../nbs/06_scoring.ipynb #d1a218a1
 def vote(answers: list, weights=None):
     "Index of the winning sample: the answer with the largest total weight (count by default); ties -> first seen."
     tot, first = {}, {}
