@@ -13,7 +13,8 @@ import numpy as np
 from .scoring import best_of_n, majority_at_k, pass_at_k
 
 # %% auto #0
-__all__ = ['samples_within', 'measured_throughput', 'by_problem', 'budget_curve', 'pareto_front', 'plot_budget_curves']
+__all__ = ['samples_within', 'throughput_from_results', 'measured_throughput', 'by_problem', 'budget_curve', 'pareto_front',
+           'plot_budget_curves']
 
 # %% ../nbs/09_budgets.ipynb #6d97f34a
 def samples_within(budget_s: float, tokens_per_s: float, tokens_per_sample: float) -> int:
@@ -21,6 +22,23 @@ def samples_within(budget_s: float, tokens_per_s: float, tokens_per_sample: floa
     if budget_s < 0 or tokens_per_s <= 0 or tokens_per_sample <= 0:
         raise ValueError(f"need budget_s >= 0 and positive rates; got {budget_s}, {tokens_per_s}, {tokens_per_sample}")
     return int(math.floor(budget_s * tokens_per_s / tokens_per_sample + 1e-9))
+
+
+def throughput_from_results(path, model: str, prompt_len: int, new_tokens: int) -> dict:
+    """The best end-to-end throughput of `model` at (prompt_len, new_tokens) in a throughput results JSON:
+    the point with the largest `tokens_per_s` over batch sizes (out-of-memory points skipped). The file holds
+    `{"run": {...}, "points": [{"model", "prompt_len", "new_tokens", "batch", "tokens_per_s", "oom"}, ...]}`,
+    the schema `thinkfast bench` writes."""
+    import json
+    from pathlib import Path
+    rec = json.loads(Path(path).read_text())
+    pts = [p for p in rec.get("points", []) if p.get("model") == model and p.get("prompt_len") == prompt_len
+           and p.get("new_tokens") == new_tokens and not p.get("oom") and p.get("tokens_per_s")]
+    if not pts:
+        have = sorted({(p.get("model"), p.get("prompt_len"), p.get("new_tokens")) for p in rec.get("points", [])})
+        raise ValueError(f"{path}: no measured point for model={model!r}, prompt_len={prompt_len}, "
+                         f"new_tokens={new_tokens}; the file has {have[:10]}")
+    return max(pts, key=lambda p: p["tokens_per_s"])
 
 
 def measured_throughput(records: list) -> float:
