@@ -117,8 +117,8 @@ def _sync(device):
 
 class Engine:
     "Batched generation for a `ThinkfastForCausalLM` (any architecture), with CUDA graphs on GPU."
-    def __init__(self, model, cuda_graph: bool | None = None):
-        self.model = model
+    def __init__(self, model, cuda_graph: bool | None = None, len_bucket: int = 256, keep: int = 2):
+        self.model, self.len_bucket, self.keep = model, len_bucket, keep
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
         self.cuda_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
@@ -127,9 +127,19 @@ class Engine:
         self._decoders = {}
 
     def decoder(self, batch: int, max_len: int) -> _Decoder:
-        "The decode step for (batch, max_len): built (and on CUDA captured) once, then reused."
-        key = (batch, max_len, self.dtype, self.cuda_graph)
-        if key in self._decoders: return self._decoders[key]
+        """The decode step for (batch, max_len): built (and on CUDA captured) once, then reused. max_len is
+        rounded up to a multiple of `len_bucket` (unwritten columns are masked), so prompts of similar lengths
+        share one; at most `keep` are kept (each holds a full cache and, on CUDA, a graph)."""
+        max_len = -(-max_len // self.len_bucket) * self.len_bucket
+        p = next(self.model.parameters())
+        if (p.device, p.dtype) != (self.device, self.dtype):
+            raise ValueError(f"the model moved to {p.device}/{p.dtype} after its Engine was made for "
+                             f"{self.device}/{self.dtype}: make a new Engine")
+        key = (batch, max_len, p.data_ptr(), self.cuda_graph)       # data_ptr: graphs hold the weights' addresses
+        if key in self._decoders:
+            self._decoders[key] = self._decoders.pop(key)          # most recently used last
+            return self._decoders[key]
+        while len(self._decoders) >= self.keep: self._decoders.pop(next(iter(self._decoders)))
         z = lambda: torch.zeros(batch, dtype=torch.long, device=self.device)
         dec = _Decoder(self.model.allocate_cache(batch, max_len), z(), torch.zeros((), dtype=torch.long, device=self.device), z())
         if self.cuda_graph:
@@ -160,6 +170,7 @@ class Engine:
         if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
             raise ValueError(f"max_new_tokens={max_new_tokens!r}; allowed: an int >= 1")
         if stop and tokenizer is None: raise ValueError("stop strings need the tokenizer (tokenizer=...)")
+        if not (isinstance(check_every, int) and check_every >= 1): raise ValueError(f"check_every={check_every!r}; allowed: an int >= 1")
         vocab = self.model.config.vocab_size
         bad = [t for p in prompts for t in p if not 0 <= t < vocab]
         if bad: raise ValueError(f"prompt token id {bad[0]} outside the vocabulary 0..{vocab - 1}")
@@ -196,9 +207,9 @@ class Engine:
                 if r in stop_at: continue
                 toks = toks[:next((i for i, t in enumerate(toks) if t in eos_set), len(toks))]
                 if len(toks) <= lo or not any(s_ in tokenizer.decode(toks[lo:]) for s_ in stop): continue
-                text = tokenizer.decode(toks)
-                end = min(text.find(s_) + len(s_) for s_ in stop if s_ in text)
-                stop_at[r] = next(j for j in range(1, len(toks) + 1) if len(tokenizer.decode(toks[:j])) >= end)
+                # the first prefix whose text contains a stop string (comparing text, not lengths: a prefix ending
+                # inside a multi-byte character decodes to a replacement character of misleading length)
+                stop_at[r] = next(j for j in range(1, len(toks) + 1) if any(s_ in tokenizer.decode(toks[:j]) for s_ in stop))
                 finished[r] = True
 
         steps = max_new_tokens
@@ -279,7 +290,7 @@ def generate(model, tokenizer, prompts, n: int = 1, max_new_tokens: int = 256, t
     texts = []
     for toks, why in zip(r["tokens"], r["finish"]):
         text = tokenizer.decode([t for t in toks if t not in eos_set])
-        if why == "stop": text = text[:min(text.find(s) for s in stop if s in text)]
+        if why == "stop": text = text[:min((text.find(s) for s in stop if s in text), default=len(text))]
         texts.append(text)
     group = lambda xs: [xs[i * n:(i + 1) * n] for i in range(len(ids))]
     return Generation(group(texts), group(r["tokens"]), group(r["finish"]), r["timings"])

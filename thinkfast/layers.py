@@ -104,12 +104,11 @@ class Attention(nn.Module):
         return Rotary.rotate(q, cos, sin), Rotary.rotate(k, cos, sin), v
 
     @staticmethod
-    def _mask(q_pos, n_keys, pad, device):
-        "Boolean mask (batch or 1, 1, queries, keys): causal, no left padding; a padded query sees itself (no NaN)."
-        keys = torch.arange(n_keys, device=device)
-        m = keys <= q_pos[:, None]                                            # (q, k)
+    def _mask(q_pos, k_pos, pad):
+        "Boolean mask (batch or 1, 1, queries, keys) over cache columns: causal, no left padding; a padded query sees itself."
+        m = k_pos <= q_pos[:, None]                                           # (q, k)
         if pad is None: return m[None, None]
-        m = (m[None] & (keys >= pad[:, None, None])) | (keys == q_pos[:, None])[None]   # (b, q, k)
+        m = (m[None] & (k_pos >= pad[:, None, None])) | (k_pos == q_pos[:, None])[None]   # (b, q, k)
         return m[:, None]
 
     def _attend(self, q, k, v, mask=None, causal=False):
@@ -127,13 +126,15 @@ class Attention(nn.Module):
             cache.k[:, :, pos0:pos0 + l] = k; cache.v[:, :, pos0:pos0 + l] = v
             if pos0: k, v = cache.k[:, :, :pos0 + l], cache.v[:, :, :pos0 + l]
         if pos0 == 0 and pad is None: return self._attend(q, k, v, causal=True)
-        return self._attend(q, k, v, mask=self._mask(torch.arange(pos0, pos0 + l, device=u.device), k.shape[2], pad, u.device))
+        cols = torch.arange(pos0, pos0 + l, device=u.device)
+        k_cols = torch.arange(k.shape[2], device=u.device) if cache is not None else cols   # no cache: keys are this chunk
+        return self._attend(q, k, v, mask=self._mask(cols, k_cols, pad))
 
     def step(self, u, rope, cache: KVCache, pos, pad=None):
         "u `(batch, d_model)` at cache column `pos` (0-d long tensor); rope = (cos, sin) for each row's position."
         q, k, v = self._qkv(u[:, None], *rope)
         cache.k.index_copy_(2, pos.view(1), k); cache.v.index_copy_(2, pos.view(1), v)
-        return self._attend(q, cache.k, cache.v, mask=self._mask(pos.view(1), cache.k.shape[2], pad, u.device))[:, 0]
+        return self._attend(q, cache.k, cache.v, mask=self._mask(pos.view(1), torch.arange(cache.k.shape[2], device=u.device), pad))[:, 0]
 
 # %% ../nbs/01_layers.ipynb #d050225d
 @dataclass

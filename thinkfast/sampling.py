@@ -117,7 +117,9 @@ def merge_shards(out, world_size: int, problems: list | None = None) -> Path:
     out = Path(out)
     recs = {}
     for r in range(world_size):
-        for rec in read_samples(shard_path(out, r, world_size)): recs[(rec["problem_id"], rec["sample"])] = rec
+        shard = shard_path(out, r, world_size)
+        if not shard.exists(): raise ValueError(f"{shard}: shard of rank {r} missing; rerun that rank before merging")
+        for rec in read_samples(shard): recs[(rec["problem_id"], rec["sample"])] = rec
     order = {p["id"]: i for i, p in enumerate(problems)} if problems else {}
     keys = sorted(recs, key=lambda k: (order.get(k[0], len(order)), str(k[0]), k[1]))
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -130,10 +132,12 @@ def run_sampling(model, tokenizer, problems, out, **kw) -> Path:
     """`sample_problems` on every process of a torchrun / accelerate launch job, then a barrier and a merge by
     rank 0; a single process just samples. Returns the merged file (on rank 0) or the shard."""
     rank, world = _dist_env()
+    if world > 1:       # join the group first, with a timeout long enough for ranks that finish hours apart
+        import datetime
+        import torch.distributed as dist
+        if not dist.is_initialized(): dist.init_process_group("gloo", timeout=datetime.timedelta(hours=48))
     shard = sample_problems(model, tokenizer, problems, out, rank=rank, world_size=world, **kw)
     if world == 1: return shard
-    import torch.distributed as dist
-    if not dist.is_initialized(): dist.init_process_group("gloo")
     dist.barrier()
     if rank == 0: merge_shards(out, world, problems)
     dist.barrier()
