@@ -16,18 +16,24 @@ import torch
 from .layers import KVCache, MambaCache
 
 # %% auto #0
-__all__ = ['mix32', 'row_keys', 'gumbel', 'SamplingParams', 'filter_logits', 'sample', 'Engine', 'Generation', 'engine_for',
-           'encode_prompts', 'generate', 'char_tokenizer']
+__all__ = ['mul32', 'mix32', 'row_keys', 'gumbel', 'SamplingParams', 'filter_logits', 'sample', 'Engine', 'Generation',
+           'engine_for', 'encode_prompts', 'generate', 'char_tokenizer']
 
 # %% ../nbs/03_generate.ipynb #94e68968
 _M32 = 0xFFFFFFFF
 
 
+def mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x * c) mod 2^32 for 0 <= x < 2^32, in int64 without overflow: the product is split at 16 bits of c.
+    (A plain x * c can pass 2^63; signed overflow is undefined in the kernels and did differ between machines.)"""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+
 def mix32(x: torch.Tensor) -> torch.Tensor:
     "A 32-bit integer hash (lowbias32) on int64 tensors; outputs in [0, 2^32)."
     x = x & _M32
-    x = x ^ (x >> 16); x = (x * 0x7FEB352D) & _M32
-    x = x ^ (x >> 15); x = (x * 0x846CA68B) & _M32
+    x = x ^ (x >> 16); x = mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15); x = mul32(x, 0x846CA68B)
     return x ^ (x >> 16)
 
 
@@ -42,8 +48,8 @@ def row_keys(seed: int, prompts: list, n: int, first_sample: int = 0) -> torch.T
 
 def gumbel(keys: torch.Tensor, step, vocab: int) -> torch.Tensor:
     "Standard Gumbel noise `(rows, vocab)` in fp32, a pure function of (row key, step, token id)."
-    h = mix32(keys[:, None] * 0x2545F491 + step)                              # (rows, 1)
-    h = mix32(h ^ ((torch.arange(vocab, device=keys.device) * 0x85EBCA6B) & _M32))
+    h = mix32(mul32(keys[:, None], 0x2545F491) + step)                        # (rows, 1)
+    h = mix32(h ^ mul32(torch.arange(vocab, device=keys.device), 0x85EBCA6B))
     u = ((h >> 8).float() + 0.5) * (1.0 / (1 << 24))                          # 24 bits: exact in fp32, in (0, 1)
     return -torch.log(-torch.log(u))
 
