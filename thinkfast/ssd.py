@@ -39,8 +39,19 @@ def _check(name: str, t, dims: tuple, sizes: dict, origin: dict, device=None):
         raise ValueError(f"{name} is on {t.device} but x is on {device}: all inputs must be on one device")
 
 
+def _check_seq_idx(seq_idx, sizes, origin, dev):
+    "seq_idx `(batch, seqlen)`: an integer document index per token (packed sequences)."
+    if not isinstance(seq_idx, torch.Tensor) or seq_idx.dim() != 2 or seq_idx.is_floating_point() or seq_idx.dtype == torch.bool:
+        raise ValueError(f"seq_idx must be an integer tensor of shape (batch, seqlen), got "
+                         f"{getattr(seq_idx, 'dtype', type(seq_idx).__name__)} {tuple(getattr(seq_idx, 'shape', ()))}")
+    for d, n in zip(("batch", "seqlen"), seq_idx.shape):
+        if d in sizes and sizes[d] != n:
+            raise ValueError(f"seq_idx must have shape (batch, seqlen) with {d}={sizes[d]} (from {origin[d]}), got {tuple(seq_idx.shape)}")
+    if seq_idx.device != dev: raise ValueError(f"seq_idx is on {seq_idx.device} but x is on {dev}")
+
+
 def _check_ssd(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_limit=(0.0, math.inf), state=None,
-               state_name="initial_states", step=False):
+               state_name="initial_states", step=False, seq_idx=None):
     "Validate the arguments of the SSD functions; return the sizes as a namespace."
     sizes, origin = {}, {}
     seq = () if step else ("seqlen",)
@@ -65,6 +76,7 @@ def _check_ssd(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_limit=(0.0, math
         if z.dtype != x.dtype:
             raise ValueError(f"z has dtype {z.dtype} but x has {x.dtype}: x, B, C and z must share one dtype")
     if dt_bias is not None: _check("dt_bias", dt_bias, ("nheads",), sizes, origin, dev)
+    if seq_idx is not None: _check_seq_idx(seq_idx, sizes, origin, dev)
     if state is not None: _check(state_name, state, ("batch", "nheads", "headdim", "dstate"), sizes, origin, dev)
     if len(tuple(dt_limit)) != 2 or not dt_limit[0] <= dt_limit[1]:
         raise ValueError(f"dt_limit must be (min, max) with min <= max, got {dt_limit}")
@@ -90,6 +102,17 @@ def _heads(t, nheads: int):
     return t.repeat_interleave(nheads // t.shape[-2], dim=-2)
 
 
+_RESET = -1e30   # log-decay that empties the state: exp(-1e30) == 0 exactly, with finite gradients (unlike -inf)
+
+
+def _with_resets(a, seq_idx):
+    "Log-decays a `(batch, seqlen, nheads)` with the state emptied where a new document starts (seq_idx changes)."
+    if seq_idx is None: return a
+    start = torch.zeros_like(seq_idx, dtype=torch.bool)
+    start[:, 1:] = seq_idx[:, 1:] != seq_idx[:, :-1]
+    return a.masked_fill(start[..., None], _RESET)
+
+
 def _epilogue(y, x, D, z, out_dtype):
     "Add the D skip, gate with silu(z), cast back: y = (y + D x) * silu(z)."
     cd = y.dtype
@@ -106,28 +129,29 @@ def segsum(a):
     return terms.cumsum(-2).masked_fill(~lower, -math.inf)
 
 # %% ../nbs/00_ssd.ipynb #7d15cbee
-def ssd_matrix(dt, A, B, C, dt_bias=None, dt_softplus: bool = False, dt_limit=(0.0, math.inf)):
+def ssd_matrix(dt, A, B, C, dt_bias=None, dt_softplus: bool = False, dt_limit=(0.0, math.inf), seq_idx=None):
     """The sequence-mixing matrix M of the SSD layer, `(batch, nheads, seqlen, seqlen)`, such that
-    `y[:, i, h] = sum_j M[:, h, i, j] * x[:, j, h]` (before the D skip and gating), in fp32 (fp64 for fp64 B)."""
+    `y[:, i, h] = sum_j M[:, h, i, j] * x[:, j, h]` (before the D skip and gating), in fp32 (fp64 for fp64 B).
+    With `seq_idx`, M is block-diagonal: no token sees another document."""
     b, l, h = dt.shape
     x_like = B.new_empty(b, l, h, 1)  # only for the checks: M does not depend on x
-    _check_ssd(x_like, dt, A, B, C, dt_bias=dt_bias, dt_limit=dt_limit)
+    _check_ssd(x_like, dt, A, B, C, dt_bias=dt_bias, dt_limit=dt_limit, seq_idx=seq_idx)
     cd = compute_dtype(B.dtype)
     dt = process_dt(dt, dt_bias, dt_softplus, dt_limit, cd)                   # (b, l, h)
-    L = torch.exp(segsum((dt * A.to(cd)).transpose(1, 2)))                    # (b, h, l, l)
+    L = torch.exp(segsum(_with_resets(dt * A.to(cd), seq_idx).transpose(1, 2)))   # (b, h, l, l)
     CB = torch.einsum("bihn,bjhn->bhij", _heads(C.to(cd), h), _heads(B.to(cd), h))
     return CB * L * dt.transpose(1, 2)[:, :, None, :]
 
 
 def ssd_quadratic(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus: bool = False,
-                  dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False):
+                  dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False, seq_idx=None):
     "SSD by materialising M (quadratic in seqlen). Same arguments and results as `ssd_chunked`."
-    n = _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states)
+    n = _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states, seq_idx=seq_idx)
     cd = compute_dtype(x.dtype)
-    M = ssd_matrix(dt, A, B, C, dt_bias, dt_softplus, dt_limit)               # (b, h, l, l)
+    M = ssd_matrix(dt, A, B, C, dt_bias, dt_softplus, dt_limit, seq_idx)      # (b, h, l, l)
     y = torch.einsum("bhij,bjhp->bihp", M, x.to(cd))
     dtp = process_dt(dt, dt_bias, dt_softplus, dt_limit, cd)
-    a = (dtp * A.to(cd)).transpose(1, 2)                                      # (b, h, l) log-decays
+    a = _with_resets(dtp * A.to(cd), seq_idx).transpose(1, 2)                 # (b, h, l) log-decays
     Bh, Ch = _heads(B.to(cd), n.nheads), _heads(C.to(cd), n.nheads)          # (b, l, h, n)
     if initial_states is not None:
         h0 = initial_states.to(cd)
@@ -156,25 +180,30 @@ def ssd_step(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus: b
 
 
 def ssd_recurrent(x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus: bool = False,
-                  dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False):
+                  dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False, seq_idx=None):
     "SSD as a Python loop of `ssd_step` over the sequence (linear in seqlen, slow: a test oracle)."
-    n = _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states)
+    n = _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states, seq_idx=seq_idx)
     cd = compute_dtype(x.dtype)
     state = (torch.zeros(n.batch, n.nheads, n.headdim, n.dstate, dtype=cd, device=x.device)
              if initial_states is None else initial_states.to(cd).clone())
-    ys = [ssd_step(state, x[:, t], dt[:, t], A, B[:, t], C[:, t], D, None if z is None else z[:, t],
-                   dt_bias, dt_softplus, dt_limit) for t in range(n.seqlen)]
+    ys = []
+    for t in range(n.seqlen):
+        if seq_idx is not None and t > 0:    # a new document starts from an empty state
+            state.mul_((seq_idx[:, t] == seq_idx[:, t - 1]).to(cd)[:, None, None, None])
+        ys.append(ssd_step(state, x[:, t], dt[:, t], A, B[:, t], C[:, t], D, None if z is None else z[:, t],
+                           dt_bias, dt_softplus, dt_limit))
     y = torch.stack(ys, dim=1) if ys else x.new_empty(x.shape)
     return (y, state) if return_final_states else y
 
 # %% ../nbs/00_ssd.ipynb #6f80f360
 def ssd_chunked(x, dt, A, B, C, chunk_size: int = 256, D=None, z=None, dt_bias=None, dt_softplus: bool = False,
-                dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False):
+                dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False, seq_idx=None):
     """The chunked SSD scan in pure PyTorch (the reference for `mamba_chunk_scan_combined`).
     x `(batch, seqlen, nheads, headdim)`, dt `(batch, seqlen, nheads)`, A `(nheads,)`, B/C
     `(batch, seqlen, ngroups, dstate)`, D `(nheads,)` or `(nheads, headdim)`, z like x, dt_bias `(nheads,)`,
-    initial_states `(batch, nheads, headdim, dstate)`. Returns y like x, and the final state (fp32/fp64)."""
-    n = _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states)
+    initial_states `(batch, nheads, headdim, dstate)` (the first document's), seq_idx `(batch, seqlen)` (document
+    of each token, for packed sequences). Returns y like x, and the final state (fp32/fp64, the last document's)."""
+    n = _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states, seq_idx=seq_idx)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     cd, Q, T = compute_dtype(x.dtype), chunk_size, n.seqlen
@@ -187,13 +216,15 @@ def ssd_chunked(x, dt, A, B, C, chunk_size: int = 256, D=None, z=None, dt_bias=N
         dtp = F.pad(dtp, (0, 0, 0, pad))
     nc = (T + pad) // Q
     X, Bh, Ch = (t.reshape(n.batch, nc, Q, *t.shape[2:]) for t in (X, Bh, Ch))  # (b, c, q, h, ·)
-    a = (dtp * A.to(cd)).reshape(n.batch, nc, Q, n.nheads).permute(0, 3, 1, 2)  # (b, h, c, q)
+    seq = seq_idx
+    if seq is not None and pad: seq = torch.cat([seq, seq[:, -1:].expand(-1, pad)], 1)  # padding continues the last document
+    a = _with_resets(dtp * A.to(cd), seq).reshape(n.batch, nc, Q, n.nheads).permute(0, 3, 1, 2)  # (b, h, c, q)
     a_cum = a.cumsum(-1)
     # 1. diagonal blocks: quadratic form inside each chunk
-    L = torch.exp(segsum(a))                                                  # (b, h, c, q, q)
-    y_diag = torch.einsum("bcihn,bcjhn,bhcij,bcjhp->bcihp", Ch, Bh, L, X)
-    # 2. state of each chunk from its own inputs, decayed to the chunk's end
-    to_end = torch.exp(a_cum[..., -1:] - a_cum)                               # (b, h, c, q)
+    S = segsum(a)                                                             # (b, h, c, q, q)
+    y_diag = torch.einsum("bcihn,bcjhn,bhcij,bcjhp->bcihp", Ch, Bh, torch.exp(S), X)
+    # 2. state of each chunk from its own inputs, decayed to the chunk's end (segment sums: no cancellation)
+    to_end = torch.exp(S[..., -1, :])                                         # (b, h, c, q)
     chunk_states = torch.einsum("bcjhn,bhcj,bcjhp->bchpn", Bh, to_end, X)     # (b, c, h, p, n)
     # 3. recurrence across chunks: H_c = exp(sum a over c) H_{c-1} + S_c
     chunk_decay = torch.exp(a_cum[..., -1])                                   # (b, h, c)
@@ -236,7 +267,7 @@ def rel_err(a, b) -> float:
     a, b = a.double(), b.double()
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
 
-# %% ../nbs/00_ssd.ipynb #4d99beee
+# %% ../nbs/00_ssd.ipynb #68f54831
 _CONV_ACTIVATIONS = (None, "silu", "swish", "identity")
 
 
@@ -257,17 +288,29 @@ def _act(y, activation):
     return F.silu(y) if activation in ("silu", "swish") else y
 
 
-def causal_conv1d_ref(x, weight, bias=None, activation=None, initial_states=None, return_final_states=False):
+def causal_conv1d_ref(x, weight, bias=None, activation=None, initial_states=None, return_final_states=False,
+                      seq_idx=None):
     """Depthwise causal conv1d in pure PyTorch. x `(batch, seqlen, dim)`, weight `(dim, width)`, bias `(dim,)`,
-    initial_states `(batch, dim, width - 1)` (the inputs before x). Returns y like x, and the final conv state."""
+    initial_states `(batch, dim, width - 1)` (the inputs before x, part of the first document), seq_idx
+    `(batch, seqlen)` (no window reaches into another document). Returns y like x, and the final conv state
+    (the last document's: inputs of earlier documents are zeros in it)."""
     n = _check_conv(x, weight, bias, activation, initial_states, "initial_states", step=False)
-    cd = compute_dtype(x.dtype)
-    prev = (x.new_zeros(n.batch, n.dim, n.width - 1) if initial_states is None else initial_states.to(x.dtype))
+    cd, w = compute_dtype(x.dtype), n.width
+    if seq_idx is not None: _check_seq_idx(seq_idx, {"batch": n.batch, "seqlen": n.seqlen}, {"batch": "x", "seqlen": "x"}, x.device)
+    prev = (x.new_zeros(n.batch, n.dim, w - 1) if initial_states is None else initial_states.to(x.dtype))
     padded = torch.cat([prev, x.transpose(1, 2)], dim=-1)                    # (b, d, w - 1 + l)
-    y = F.conv1d(padded.to(cd), weight.to(cd)[:, None, :], None if bias is None else bias.to(cd), groups=n.dim)
+    if seq_idx is None:
+        y = F.conv1d(padded.to(cd), weight.to(cd)[:, None, :], None if bias is None else bias.to(cd), groups=n.dim)
+    else:   # each window keeps only the inputs of its own token's document
+        seq = torch.cat([seq_idx[:, :1].expand(-1, w - 1), seq_idx], 1)      # initial inputs: the first document's
+        same = (seq.unfold(1, w, 1) == seq_idx[..., None]).to(cd)             # (b, l, w)
+        y = torch.einsum("bdlw,blw,dw->bdl", padded.to(cd).unfold(2, w, 1), same, weight.to(cd))
+        if bias is not None: y = y + bias.to(cd)[:, None]
     y = _act(y, activation).transpose(1, 2).to(x.dtype)
     if not return_final_states: return y
-    return y, padded[..., padded.shape[-1] - (n.width - 1):].clone()
+    final = padded[..., padded.shape[-1] - (w - 1):].clone()
+    if seq_idx is not None: final = final * (seq[:, seq.shape[1] - (w - 1):] == seq_idx[:, -1:])[:, None].to(final.dtype)
+    return y, final
 
 
 def causal_conv1d_step_ref(conv_state, x, weight, bias=None, activation=None):
@@ -280,7 +323,7 @@ def causal_conv1d_step_ref(conv_state, x, weight, bias=None, activation=None):
     conv_state.copy_(window[..., 1:])
     return _act(y, activation).to(x.dtype)
 
-# %% ../nbs/00_ssd.ipynb #9e5a92f0
+# %% ../nbs/00_ssd.ipynb #9d05fb95
 @functools.cache
 def _kernels():
     "Import the CUDA kernels once; a namespace of the functions that imported, and why the others did not."
@@ -323,21 +366,22 @@ def backends(device="cuda") -> dict:
     return {op: (_KERNEL_NAMES[op] if _use_kernel(op, "auto", device) else "reference (pure PyTorch)")
             for op in _KERNEL_NAMES}
 
-# %% ../nbs/00_ssd.ipynb #c0641340
+# %% ../nbs/00_ssd.ipynb #8b3aadf3
 def ssd_scan(x, dt, A, B, C, chunk_size: int = 256, D=None, z=None, dt_bias=None, dt_softplus: bool = False,
-             dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False, backend="auto"):
+             dt_limit=(0.0, math.inf), initial_states=None, return_final_states: bool = False, seq_idx=None,
+             backend="auto"):
     "The chunked SSD scan: mamba-ssm's kernel on CUDA, `ssd_chunked` elsewhere. Arguments as `ssd_chunked`."
-    _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states)
+    _check_ssd(x, dt, A, B, C, D, z, dt_bias, dt_limit, initial_states, seq_idx=seq_idx)
     unsupported = f"x has dtype {x.dtype}" if x.dtype not in _KERNEL_DTYPES else None
     if not _use_kernel("ssd_scan", backend, x.device, unsupported):
         return ssd_chunked(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, dt_limit, initial_states,
-                           return_final_states)
+                           return_final_states, seq_idx)
     c = lambda t: None if t is None else (t if t.stride(-1) == 1 else t.contiguous())
     return _kernels().scan(c(x), c(dt), A.float(), c(B), c(C), chunk_size, D=None if D is None else D.float(),
                            z=c(z), dt_bias=None if dt_bias is None else dt_bias.float(),
                            initial_states=None if initial_states is None else initial_states.float(),
-                           dt_softplus=dt_softplus, dt_limit=tuple(dt_limit),
-                           return_final_states=return_final_states)
+                           dt_softplus=dt_softplus, dt_limit=tuple(dt_limit), return_final_states=return_final_states,
+                           seq_idx=None if seq_idx is None else seq_idx.to(torch.int32).contiguous())
 
 
 def ssd_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus: bool = False,
@@ -361,18 +405,21 @@ def ssd_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus:
 
 
 def causal_conv1d(x, weight, bias=None, activation=None, initial_states=None, return_final_states=False,
-                  backend="auto"):
+                  seq_idx=None, backend="auto"):
     "Depthwise causal conv1d over x `(batch, seqlen, dim)`: causal-conv1d's kernel on CUDA, else the reference."
     n = _check_conv(x, weight, bias, activation, initial_states, "initial_states", step=False)
     unsupported = (f"x has dtype {x.dtype}" if x.dtype not in _KERNEL_DTYPES else
-                   f"width {n.width} is outside the kernel's 2..4" if not 2 <= n.width <= 4 else None)
+                   f"width {n.width} is outside the kernel's 2..4" if not 2 <= n.width <= 4 else
+                   "seq_idx together with initial or final states" if seq_idx is not None and
+                   (initial_states is not None or return_final_states) else None)
     if not _use_kernel("causal_conv1d", backend, x.device, unsupported):
-        return causal_conv1d_ref(x, weight, bias, activation, initial_states, return_final_states)
+        return causal_conv1d_ref(x, weight, bias, activation, initial_states, return_final_states, seq_idx)
     act = "silu" if activation in ("silu", "swish") else None
     xt = x.transpose(1, 2)                        # (b, d, l) view, channel-last in memory as the kernel wants
     if xt.stride(1) != 1: xt = x.contiguous().transpose(1, 2)
     init = None if initial_states is None else initial_states.to(x.dtype).transpose(1, 2).contiguous().transpose(1, 2)
     out = _kernels().conv(xt, weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
+                          seq_idx=None if seq_idx is None else seq_idx.to(torch.int32).contiguous(),
                           initial_states=init, return_final_states=return_final_states, activation=act)
     if return_final_states: return out[0].transpose(1, 2), out[1]
     return out.transpose(1, 2)
@@ -389,7 +436,7 @@ def causal_conv1d_step(conv_state, x, weight, bias=None, activation=None, backen
     return _kernels().conv_update(x, conv_state, weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
                                   activation="silu" if activation in ("silu", "swish") else None)
 
-# %% ../nbs/00_ssd.ipynb #e08de6ae
+# %% ../nbs/00_ssd.ipynb #b856239c
 SSD_GPU_SHAPES = {
     "mambainllama-1b": dict(nheads=32, headdim=64, ngroups=32, dstate=64),
     "mambainllama-3b": dict(nheads=24, headdim=128, ngroups=24, dstate=128),
@@ -413,6 +460,11 @@ def compare_to_reference(shape: dict, dtype=torch.bfloat16, batch=2, seqlen=1000
     y, h = ssd_scan(**kw, chunk_size=chunk_size, initial_states=h0, return_final_states=True, backend=backend)
     y64, h64 = ssd_chunked(**kw64, chunk_size=chunk_size, initial_states=h0.double(), return_final_states=True)
     out["scan_y"], out["scan_state"] = rel_err(y, y64), rel_err(h, h64)
+    seq = (torch.arange(seqlen, device=device) >= seqlen // 3).long() + (torch.arange(seqlen, device=device) >= seqlen // 2)
+    seq = seq[None].expand(batch, -1).contiguous()          # three packed documents per row
+    y, h = ssd_scan(**kw, chunk_size=chunk_size, initial_states=h0, return_final_states=True, seq_idx=seq, backend=backend)
+    y64, h64 = ssd_chunked(**kw64, chunk_size=chunk_size, initial_states=h0.double(), return_final_states=True, seq_idx=seq)
+    out["scan_packed_y"], out["scan_packed_state"] = rel_err(y, y64), rel_err(h, h64)
     t = seqlen // 2                                          # one decode step from the state at position t
     st, st64 = h0.clone(), h0.double().clone()
     at = {k: (v[:, t] if k in ("x", "dt", "B", "C", "z") else v) for k, v in kw.items()}
@@ -429,6 +481,8 @@ def compare_to_reference(shape: dict, dtype=torch.bfloat16, batch=2, seqlen=1000
     yc, sc = causal_conv1d(xc, w, bias, "silu", c0, True, backend=backend)
     yc64, sc64 = causal_conv1d_ref(xc.double(), w.double(), bias.double(), "silu", c0.double(), True)
     out["conv_y"], out["conv_state"] = rel_err(yc, yc64), rel_err(sc, sc64)
+    out["conv_packed_y"] = rel_err(causal_conv1d(xc, w, bias, "silu", seq_idx=seq, backend=backend),
+                                   causal_conv1d_ref(xc.double(), w.double(), bias.double(), "silu", seq_idx=seq))
     cs, cs64 = c0.clone(), c0.double().clone()
     out["conv_step_y"] = rel_err(causal_conv1d_step(cs, xc[:, 0], w, bias, "silu", backend=backend),
                                  causal_conv1d_step_ref(cs64, xc[:, 0].double(), w.double(), bias.double(), "silu"))
