@@ -223,9 +223,9 @@ class Engine:
             dec.tokens.copy_(tok); dec.pos.fill_(Lp + t - 1)
             logits = dec(model)
             new = sample(logits, keys, t, sp)
-            tok = torch.where(finished, torch.full_like(new, pad_token_id), new)
+            tok = new.masked_fill_(finished, pad_token_id)
             out[:, t] = tok
-            finished = finished | torch.isin(tok, eos)
+            finished |= torch.isin(tok, eos)             # in place: no allocation per step
             if t % check_every == 0:
                 check_stops(t + 1)
                 if bool(finished.all()): steps = t + 1; break

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .generate import encode_prompts, engine_for, SamplingParams
+from .generate import SamplingParams, generate
 from .scoring import cot_messages, score_text
 
 # %% auto #0
@@ -67,7 +67,7 @@ def sample_problems(model, tokenizer, problems: list, out, n: int = 8, max_new_t
         raise ValueError(f"batch_problems={batch_problems!r}; allowed: an int >= 1")
     ids = [p["id"] for p in problems]
     if len(set(ids)) != len(ids): raise ValueError("problem ids must be unique")
-    sp = SamplingParams(temperature, top_p, top_k)                       # validates before any work
+    SamplingParams(temperature, top_p, top_k)                            # validates before any work
     path = shard_path(out, rank, world_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -77,7 +77,6 @@ def sample_problems(model, tokenizer, problems: list, out, n: int = 8, max_new_t
     mine = problems[rank::world_size]
     todo = [(p, sorted(set(range(n)) - done.get(p["id"], set()))) for p in mine]
     todo = [(p, miss) for p, miss in todo if miss]
-    eng = engine_for(model)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -88,24 +87,19 @@ def sample_problems(model, tokenizer, problems: list, out, n: int = 8, max_new_t
             # one engine call per distinct range of missing indices (normally one: a fresh run or a torn batch)
             for first, count in sorted({(m[0], m[-1] - m[0] + 1) for _, m in chunk}):
                 group = [(p, m) for p, m in chunk if (m[0], m[-1] - m[0] + 1) == (first, count)]
-                prompts = encode_prompts(tokenizer, [cot_messages(p["question"], shots) for p, _ in group])
                 t0 = time.perf_counter()
-                res = eng.generate_ids(prompts, n=count, max_new_tokens=max_new_tokens, sampling=sp, seed=seed,
-                                       first_sample=first, eos_token_id=tokenizer.eos_token_id,
-                                       stop=list(stop or []) or None, tokenizer=tokenizer,
-                                       pad_token_id=tokenizer.pad_token_id or 0)
+                g = generate(model, tokenizer, [cot_messages(p["question"], shots) for p, _ in group], n=count,
+                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                             stop=stop, seed=seed, first_sample=first)
                 secs = time.perf_counter() - t0
-                total = max(1, sum(len(t) for t in res["tokens"]))
+                total = max(1, sum(len(t) for ts in g.token_ids for t in ts))
                 recs = []
-                for gi, (p, miss) in enumerate(group):
+                for (p, miss), texts, ids, why in zip(group, g.texts, g.token_ids, g.finish_reasons):
                     for j in range(count):
                         if first + j not in miss: continue
-                        toks = [t for t in res["tokens"][gi * count + j] if t != tokenizer.eos_token_id]
-                        text = tokenizer.decode(toks)
-                        ans, ok = score_text(text, p["answer"])
-                        recs.append(dict(problem_id=p["id"], sample=first + j, text=text, answer=ans, correct=ok,
-                                         tokens=len(res["tokens"][gi * count + j]), finish=res["finish"][gi * count + j],
-                                         seconds=secs * len(res["tokens"][gi * count + j]) / total, seed=seed))
+                        ans, ok = score_text(texts[j], p["answer"])
+                        recs.append(dict(problem_id=p["id"], sample=first + j, text=texts[j], answer=ans, correct=ok,
+                                         tokens=len(ids[j]), finish=why[j], seconds=secs * len(ids[j]) / total, seed=seed))
                 _append(f, recs)
                 if bar: bar.update(len(recs))
     if bar: bar.close()
