@@ -172,7 +172,32 @@ def main(argv=None):
     c.add_argument("--out", default="runs/samples.jsonl")
     c.add_argument("--device", default=None)
     c.add_argument("--dtype", default="bfloat16", choices=list(_DTYPES))
+    c = sub.add_parser("bench", help="throughput of the teacher and students on a GPU, with the floor and peers (resumable)")
+    c.add_argument("--out", required=True, help="results JSON (resumed if it exists)")
+    c.add_argument("--models", nargs="+", default=None, help="presets (default: the 1B and 3B Llama, hybrid and Llamba)")
+    c.add_argument("--batches", nargs="+", type=int, default=None)
+    c.add_argument("--prompt-lens", nargs="+", type=int, default=[256, 512])
+    c.add_argument("--new-tokens", nargs="+", type=int, default=[512, 2048, 4096])
+    c.add_argument("--repeats", type=int, default=3)
+    c.add_argument("--peers", action="store_true", help="also run transformers and mamba-ssm at the 1B shapes")
+    c.add_argument("--check", nargs="+", default=[], metavar="MODEL:BATCH:PROMPT:NEW",
+                   help="points also run end to end with generate_ids, e.g. llama-3.2-1b:256:512:512")
+    c.add_argument("--device", default="cuda")
     a = p.parse_args(argv)
+    if a.command == "bench":
+        from thinkfast import bench as B
+        checks = []
+        for s in a.check:
+            parts = s.split(":")
+            if len(parts) != 4 or not all(x.isdigit() for x in parts[1:]):
+                p.error(f"--check {s!r}: expected MODEL:BATCH:PROMPT:NEW, e.g. llama-3.2-1b:256:512:512")
+            checks.append((parts[0], *map(int, parts[1:])))
+        if a.repeats < 1: p.error("--repeats must be positive")
+        try:
+            B.bench(a.out, a.models or B.BENCH_MODELS, a.batches or B.BENCH_BATCHES, a.prompt_lens, a.new_tokens, a.device,
+                    a.repeats, a.peers, checks, log=lambda s: print(s, flush=True))
+        except ValueError as e: p.error(str(e))
+        return 0
     if a.command == "sample":
         for name in ("n", "max_new_tokens", "batch_problems"):
             if getattr(a, name) < 1: p.error(f"--{name.replace('_', '-')} must be positive")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -88,6 +89,12 @@ def sample(logits, keys, step, sp: SamplingParams):
     return (filter_logits(logits, sp) + gumbel(keys, step, logits.shape[-1])).argmax(-1)
 
 # %% ../nbs/03_generate.ipynb #33c7ae27
+def _cache_rows(cache: list, lo: int, hi: int) -> list:
+    "Views of rows lo:hi of every layer's cache (writes go to the full cache)."
+    return [KVCache(c.k[lo:hi], c.v[lo:hi]) if isinstance(c, KVCache) else MambaCache(c.conv_state[lo:hi], c.ssm_state[lo:hi])
+            for c in cache]
+
+
 def _copy_cache(dst: list, src: list, n: int, prompt_len: int):
     "Replicate each prompt's prefilled cache n times into the decode cache (row i*n + j <- prompt i)."
     for d, s in zip(dst, src):
@@ -100,21 +107,56 @@ def _copy_cache(dst: list, src: list, n: int, prompt_len: int):
         else: raise TypeError(f"unknown cache type {type(d).__name__}")
 
 
+_MAX_EOS = 16
+_fused_sample = None
+
+
+def _sample_step(logits, keys, step, sp: SamplingParams):
+    "`sample` for one decode step; on CUDA compiled into one fused kernel (the noise never reaches memory)."
+    global _fused_sample
+    if sp.temperature == 0 or not logits.is_cuda or os.environ.get("THINKFAST_COMPILE", "1") == "0":
+        return sample(logits, keys, step, sp)
+    if _fused_sample is None: _fused_sample = torch.compile(sample, dynamic=True)
+    return _fused_sample(logits, keys, step, sp)
+
+
 @dataclass
 class _Decoder:
-    "A decode step of fixed (batch, max_len): static cache and input buffers, eager or a captured CUDA graph."
+    """The decode state of fixed (batch, max_len, sampling): cache, input and output buffers, and the step, eager
+    or as CUDA graphs (one per attention length bucket). One step reads the previous token, writes the next
+    token into `out[:, step]`, marks rows that sampled an EOS as finished and advances `pos` and `step`, all on
+    the device: the host only replays graphs."""
     cache: list
-    tokens: torch.Tensor
-    pos: torch.Tensor
-    pad: torch.Tensor
-    logits: torch.Tensor | None = None
-    graph: object = None
+    tokens: torch.Tensor      # (B,) previous token
+    pos: torch.Tensor         # 0-d: cache column of `tokens`
+    step: torch.Tensor        # 0-d: index of the token being sampled
+    pad: torch.Tensor         # (B,) left padding per row
+    keys: torch.Tensor        # (B,) noise keys
+    finished: torch.Tensor    # (B,) bool
+    out: torch.Tensor         # (B, max_len) sampled tokens
+    eos: torch.Tensor         # (_MAX_EOS,) EOS ids, -1 = unused
+    pad_id: torch.Tensor      # 0-d
+    sp: SamplingParams
+    buckets: list             # attention lengths, one graph each
+    graphs: dict = field(default_factory=dict)
     capture_s: float = 0.0
 
-    def __call__(self, model):
-        if self.graph is None: return model.step(self.tokens, self.cache, self.pos, self.pad)
-        self.graph.replay()
-        return self.logits
+    def body(self, model, kv_len):
+        logits = model.step(self.tokens, self.cache, self.pos, self.pad, kv_len=kv_len)
+        tok = torch.where(self.finished, self.pad_id, _sample_step(logits, self.keys, self.step, self.sp))
+        self.out.index_copy_(1, self.step.view(1), tok[:, None])
+        self.finished |= torch.isin(tok, self.eos)
+        self.tokens.copy_(tok); self.pos += 1; self.step += 1
+
+    def bucket(self, column: int) -> int:
+        "The shortest attention length that covers cache column `column`."
+        return next(b for b in self.buckets if b > column)
+
+    def __call__(self, model, column: int):
+        "One step whose token sits at cache column `column` (== pos)."
+        kv = self.bucket(column)
+        if self.graphs: self.graphs[kv].replay()
+        else: self.body(model, kv)
 
 
 def _sync(device):
@@ -123,8 +165,12 @@ def _sync(device):
 
 class Engine:
     "Batched generation for a `ThinkfastForCausalLM` (any architecture), with CUDA graphs on GPU."
-    def __init__(self, model, cuda_graph: bool | None = None, len_bucket: int = 256, keep: int = 2):
-        self.model, self.len_bucket, self.keep = model, len_bucket, keep
+    def __init__(self, model, cuda_graph: bool | None = None, len_bucket: int = 256, keep: int = 2,
+                 prefill_tokens: int = 32768):
+        if not (isinstance(len_bucket, int) and len_bucket >= 1): raise ValueError(f"len_bucket={len_bucket!r}; allowed: an int >= 1")
+        if not (isinstance(prefill_tokens, int) and prefill_tokens >= 1):
+            raise ValueError(f"prefill_tokens={prefill_tokens!r}; allowed: an int >= 1")
+        self.model, self.len_bucket, self.keep, self.prefill_tokens = model, len_bucket, keep, prefill_tokens
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
         self.cuda_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
@@ -132,36 +178,67 @@ class Engine:
             raise ValueError(f"cuda_graph=True needs a CUDA model; this one is on {self.device}")
         self._decoders = {}
 
-    def decoder(self, batch: int, max_len: int) -> _Decoder:
-        """The decode step for (batch, max_len): built (and on CUDA captured) once, then reused. max_len is
-        rounded up to a multiple of `len_bucket` (unwritten columns are masked), so prompts of similar lengths
-        share one; at most `keep` are kept (each holds a full cache and, on CUDA, a graph)."""
+    def decoder(self, batch: int, max_len: int, sp: SamplingParams | None = None) -> _Decoder:
+        """The decode state for (batch, max_len, sampling): built (and on CUDA captured) once, then reused.
+        max_len is rounded up to a multiple of `len_bucket` (unwritten columns are masked), so prompts of similar
+        lengths share one; with attention layers there is one graph per multiple of `len_bucket` up to max_len,
+        and a step replays the shortest that covers its position. At most `keep` decoders are kept (each holds a
+        full cache and, on CUDA, its graphs)."""
+        sp = sp or SamplingParams()
         max_len = -(-max_len // self.len_bucket) * self.len_bucket
         p = next(self.model.parameters())
         if (p.device, p.dtype) != (self.device, self.dtype):
             raise ValueError(f"the model moved to {p.device}/{p.dtype} after its Engine was made for "
                              f"{self.device}/{self.dtype}: make a new Engine")
-        key = (batch, max_len, p.data_ptr(), self.cuda_graph)       # data_ptr: graphs hold the weights' addresses
+        key = (batch, max_len, sp.temperature, sp.top_p, sp.top_k, p.data_ptr(), self.cuda_graph)   # data_ptr: graphs hold the weights' addresses
         if key in self._decoders:
             self._decoders[key] = self._decoders.pop(key)          # most recently used last
             return self._decoders[key]
         while len(self._decoders) >= self.keep: self._decoders.pop(next(iter(self._decoders)))
-        z = lambda: torch.zeros(batch, dtype=torch.long, device=self.device)
-        dec = _Decoder(self.model.allocate_cache(batch, max_len), z(), torch.zeros((), dtype=torch.long, device=self.device), z())
+        dev = self.device
+        z = lambda *s, dt=torch.long: torch.zeros(*s, dtype=dt, device=dev)
+        attn = bool(self.model.config.attention_layers)
+        buckets = list(range(self.len_bucket, max_len + 1, self.len_bucket)) if attn else [max_len]
+        dec = _Decoder(self.model.allocate_cache(batch, max_len), z(batch), z(()), z(()), z(batch), z(batch),
+                       z(batch, dt=torch.bool), z(batch, max_len), torch.full((_MAX_EOS,), -1, dtype=torch.long, device=dev),
+                       z(()), sp, buckets)
         if self.cuda_graph:
             t0 = time.perf_counter()
-            s = torch.cuda.Stream(self.device)
-            s.wait_stream(torch.cuda.current_stream(self.device))
+            s = torch.cuda.Stream(dev)
+            s.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(s), torch.no_grad():
-                for _ in range(2): self.model.step(dec.tokens, dec.cache, dec.pos, dec.pad)   # warm-up (and Triton JIT)
-            torch.cuda.current_stream(self.device).wait_stream(s)
-            dec.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(dec.graph), torch.no_grad():
-                dec.logits = self.model.step(dec.tokens, dec.cache, dec.pos, dec.pad)
-            _sync(self.device)
+                for _ in range(2): dec.body(self.model, buckets[0])   # warm-up: Triton JIT, torch.compile
+                dec.pos.zero_(); dec.step.zero_()
+            torch.cuda.current_stream(dev).wait_stream(s)
+            pool = torch.cuda.graph_pool_handle()                    # the buckets run one at a time: one memory pool
+            for kv in buckets:
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g, pool=pool), torch.no_grad(): dec.body(self.model, kv)
+                dec.graphs[kv] = g
+            _sync(dev)
             dec.capture_s = time.perf_counter() - t0
         self._decoders[key] = dec
         return dec
+
+    @torch.no_grad()
+    def prefill(self, ids, pad, cache: list, n: int):
+        """Prefill left-padded prompts `ids` (P, Lp) into rows of `cache` (P*n rows: prompt i -> rows i*n..i*n+n-1),
+        `prefill_tokens` tokens per forward; returns the last position's logits per row `(P*n, vocab)`."""
+        P, Lp = ids.shape
+        chunk = max(1, self.prefill_tokens // Lp)
+        last = []
+        for a in range(0, P, chunk):
+            b = min(P, a + chunk)
+            if n == 1:                                   # straight into the decode cache; Mamba states start at zero
+                c = _cache_rows(cache, a, b)
+                for x in c:
+                    if isinstance(x, MambaCache): x.conv_state.zero_(); x.ssm_state.zero_()
+            else: c = self.model.allocate_cache(b - a, Lp)
+            pad_c = pad[a:b] if bool(pad[a:b].any()) else None     # no padding: the causal (flash) attention path
+            logits = self.model(ids[a:b].to(self.device), cache=c, pad=pad_c, logits_to_keep=1).logits[:, -1]
+            if n > 1: _copy_cache(_cache_rows(cache, a * n, b * n), c, n, Lp)
+            last.append(logits.repeat_interleave(n, 0))
+        return torch.cat(last)
 
     @torch.no_grad()
     def generate_ids(self, prompts: list, n: int = 1, max_new_tokens: int = 64, sampling: SamplingParams | None = None,
@@ -180,28 +257,29 @@ class Engine:
         vocab = self.model.config.vocab_size
         bad = [t for p in prompts for t in p if not 0 <= t < vocab]
         if bad: raise ValueError(f"prompt token id {bad[0]} outside the vocabulary 0..{vocab - 1}")
-        eos = torch.tensor(sorted({eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or [])),
-                           dtype=torch.long, device=self.device)
+        eos_ids = sorted({eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or []))
+        if len(eos_ids) > _MAX_EOS: raise ValueError(f"{len(eos_ids)} EOS token ids; allowed: at most {_MAX_EOS}")
         P, B, Lp = len(prompts), len(prompts) * n, max(len(p) for p in prompts)
         dev, model = self.device, self.model
         ids = torch.full((P, Lp), pad_token_id, dtype=torch.long)
         for i, p in enumerate(prompts): ids[i, Lp - len(p):] = torch.tensor(p)
         pad_p = torch.tensor([Lp - len(p) for p in prompts], dtype=torch.long, device=dev)
-        keys = row_keys(seed, prompts, n, first_sample).to(dev)
-        dec = self.decoder(B, Lp + max_new_tokens)
+        dec = self.decoder(B, Lp + max_new_tokens, sp)
+        dec.keys.copy_(row_keys(seed, prompts, n, first_sample))
+        dec.eos.fill_(-1); dec.eos[:len(eos_ids)] = torch.tensor(eos_ids, dtype=torch.long)
+        dec.pad_id.fill_(pad_token_id); dec.pad.copy_(pad_p.repeat_interleave(n))
 
         _sync(dev); t0 = time.perf_counter()
-        pcache = model.allocate_cache(P, Lp)
-        last = model(ids.to(dev), cache=pcache, pad=pad_p).logits[:, -1].repeat_interleave(n, 0)
-        _copy_cache(dec.cache, pcache, n, Lp)
-        del pcache
-        dec.pad.copy_(pad_p.repeat_interleave(n))
-        out = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=dev)
-        out[:, 0] = tok = sample(last, keys, 0, sp)
-        finished = torch.isin(tok, eos)
+        last = self.prefill(ids, pad_p, dec.cache, n)
+        tok = sample(last, dec.keys, 0, sp)
+        out = dec.out
+        out[:, 0] = tok
+        dec.finished.copy_(torch.isin(tok, dec.eos)); dec.tokens.copy_(tok)
+        dec.pos.fill_(Lp); dec.step.fill_(1)
+        finished = dec.finished
         _sync(dev); t1 = time.perf_counter()
 
-        stop_at, eos_set = {}, set(eos.tolist())   # row -> tokens kept (the stop string completes at that token)
+        stop_at, eos_set = {}, set(eos_ids)       # row -> tokens kept (the stop string completes at that token)
         host, copied = [[] for _ in range(B)], 0     # generated tokens copied to the host so far
         def check_stops(upto):
             "Look for stop strings in each row's text; only the tokens since the last check travel to the host."
@@ -220,12 +298,7 @@ class Engine:
 
         steps = max_new_tokens
         for t in range(1, max_new_tokens):
-            dec.tokens.copy_(tok); dec.pos.fill_(Lp + t - 1)
-            logits = dec(model)
-            new = sample(logits, keys, t, sp)
-            tok = new.masked_fill_(finished, pad_token_id)
-            out[:, t] = tok
-            finished |= torch.isin(tok, eos)             # in place: no allocation per step
+            dec(model, Lp + t - 1)
             if t % check_every == 0:
                 check_stops(t + 1)
                 if bool(finished.all()): steps = t + 1; break
@@ -241,9 +314,10 @@ class Engine:
             else: rows.append(toks[:max_new_tokens]); reasons.append("length")
         new_tokens = sum(map(len, rows))
         timings = dict(prefill_s=t1 - t0, decode_s=t2 - t1, capture_s=dec.capture_s, new_tokens=new_tokens,
-                       decode_steps=steps, batch=B, prompt_len=Lp, cuda_graph=dec.graph is not None,
+                       decode_steps=steps, batch=B, prompt_len=Lp, cuda_graph=bool(dec.graphs),
                        tokens_per_s=new_tokens / max(t2 - t0, 1e-9))
         return dict(tokens=rows, finish=reasons, timings=timings)
+
 
 # %% ../nbs/03_generate.ipynb #a0ba1899
 @dataclass

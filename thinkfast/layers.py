@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -15,19 +16,42 @@ import torch.nn.functional as F
 from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_scan, ssd_update
 
 # %% auto #0
-__all__ = ['RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init',
-           'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer']
+__all__ = ['fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'KVCache', 'Attention', 'MambaCache',
+           'mamba2_init', 'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer']
 
 # %% ../nbs/01_layers.ipynb #082fcc27
+def fused(fn):
+    """`fn` compiled by `torch.compile` (dynamic shapes) into fused kernels when its first argument is on CUDA
+    (unless the environment sets THINKFAST_COMPILE=0); the plain PyTorch code, the reference, everywhere else.
+    For the chains of small elementwise ops that would otherwise each be a kernel in every decoding step."""
+    compiled = None
+    def wrapper(*args):
+        nonlocal compiled
+        if args[0].is_cuda and os.environ.get("THINKFAST_COMPILE", "1") != "0":
+            if compiled is None: compiled = torch.compile(fn, dynamic=True)
+            return compiled(*args)
+        return fn(*args)
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = fn.__name__, fn.__doc__, fn
+    return wrapper
+
+
+@fused
+def rms_norm(x, weight, eps: float):
+    xf = x.float()
+    return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+
+@fused
+def silu_mul(g, u): return F.silu(g) * u
+
+
 class RMSNorm(nn.Module):
     "Root-mean-square norm: `weight * x / sqrt(mean(x^2) + eps)`, the statistics in fp32."
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
         self.weight, self.eps = nn.Parameter(torch.ones(dim)), eps
 
-    def forward(self, x):
-        xf = x.float()
-        return self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+    def forward(self, x): return rms_norm(x, self.weight, self.eps)
 
 
 class MLP(nn.Module):
@@ -38,7 +62,7 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(d_model, d_ff, bias=False)
         self.down_proj = nn.Linear(d_ff, d_model, bias=False)
 
-    def forward(self, x): return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+    def forward(self, x): return self.down_proj(silu_mul(self.gate_proj(x), self.up_proj(x)))
 
 # %% ../nbs/01_layers.ipynb #d8619f63
 def rope_frequencies(head_dim: int, theta: float, llama3: dict | None = None) -> torch.Tensor:
@@ -67,10 +91,14 @@ class Rotary(nn.Module):
         return ang.cos(), ang.sin()
 
     @staticmethod
-    def rotate(x, cos, sin):
-        x1, x2 = x.chunk(2, dim=-1)
-        cd = compute_dtype(x.dtype)       # fp32 for bf16/fp16/fp32 activations, fp64 for fp64
-        return (x.to(cd) * cos.to(cd) + torch.cat([-x2, x1], -1).to(cd) * sin.to(cd)).to(x.dtype)
+    def rotate(x, cos, sin): return _rotate(x, cos, sin)
+
+
+@fused
+def _rotate(x, cos, sin):
+    x1, x2 = x.chunk(2, dim=-1)
+    cd = compute_dtype(x.dtype)       # fp32 for bf16/fp16/fp32 activations, fp64 for fp64
+    return (x.to(cd) * cos.to(cd) + torch.cat([-x2, x1], -1).to(cd) * sin.to(cd)).to(x.dtype)
 
 # %% ../nbs/01_layers.ipynb #729468a0
 @dataclass
@@ -130,11 +158,19 @@ class Attention(nn.Module):
         k_cols = torch.arange(k.shape[2], device=u.device) if cache is not None else cols   # no cache: keys are this chunk
         return self._attend(q, k, v, mask=self._mask(cols, k_cols, pad))
 
-    def step(self, u, rope, cache: KVCache, pos, pad=None):
-        "u `(batch, d_model)` at cache column `pos` (0-d long tensor); rope = (cos, sin) for each row's position."
-        q, k, v = self._qkv(u[:, None], *rope)
+    def step(self, u, rope, cache: KVCache, pos, pad=None, kv_len: int | None = None):
+        """u `(batch, d_model)` at cache column `pos` (0-d long tensor); rope = (cos, sin) for each row's position.
+        Only the first `kv_len` cache columns are read (default all; must exceed `pos`): a decoder captures one
+        graph per length bucket so that a step reads the keys written so far, not the whole cache.
+        The query heads that share a KV head become that head's queries, so K and V are read once per group."""
+        q, k, v = self._qkv(u[:, None], *rope)                              # q (b, H, 1, hd)
         cache.k.index_copy_(2, pos.view(1), k); cache.v.index_copy_(2, pos.view(1), v)
-        return self._attend(q, cache.k, cache.v, mask=self._mask(pos.view(1), torch.arange(cache.k.shape[2], device=u.device), pad))[:, 0]
+        L = cache.k.shape[2] if kv_len is None else kv_len
+        b, r = u.shape[0], self.n_heads // self.n_kv
+        mask = self._mask(pos.view(1), torch.arange(L, device=u.device), pad)   # (b or 1, 1, 1, L)
+        y = F.scaled_dot_product_attention(q.view(b, self.n_kv, r, self.hd), cache.k[:, :, :L], cache.v[:, :, :L],
+                                           attn_mask=mask)                 # (b, n_kv, r, hd): heads in order
+        return self.o_proj(y.reshape(b, self.n_heads * self.hd))
 
 # %% ../nbs/01_layers.ipynb #d050225d
 @dataclass
@@ -254,7 +290,7 @@ class MambaInLlamaMixer(_MambaBase):
         if cache is not None: out, final = out; cache.ssm_state.copy_(final)
         return self.out_proj(out.flatten(-2))
 
-    def step(self, u, rope, cache: MambaCache, pos=None, pad=None):
+    def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
         z, xBC, dt = self._split(self.in_proj(u))
         x, B, C = self._heads(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight, self.conv_bias,
                                                  self.conv_activation))
@@ -279,6 +315,22 @@ def init_mixer_from_attention(mixer: nn.Module, attn: Attention):
     mixer.identity_conv_()
 
 # %% ../nbs/01_layers.ipynb #18a60d40
+@fused
+def _llamba_in(x, a):
+    "dt = softplus(a) and x / dt (discrete: the scan multiplies its input by dt), in the compute dtype."
+    cd = compute_dtype(x.dtype)
+    dt = F.softplus(a.to(cd))
+    return (x.to(cd) / dt[..., None]).to(x.dtype), dt
+
+
+@fused
+def _llamba_out(y, x, z, D):
+    "(y + D x) * silu(z), per head, back in the activation dtype."
+    cd = compute_dtype(x.dtype)
+    out = (y.to(cd) + D.to(cd)[:, None] * x.to(cd)) * F.silu(z.to(cd)).unflatten(-1, (x.shape[-2], x.shape[-1]))
+    return out.to(x.dtype)
+
+
 class LlambaMixer(_MambaBase):
     "Discrete Mamba-2 (Llamba): in_proj -> [x, B, C, z, a]; identity conv; A = -1, dt = softplus(a); D; gate."
     conv_activation = None
@@ -308,16 +360,12 @@ class LlambaMixer(_MambaBase):
 
     def _ssm_inputs(self, xBC, a):
         x, B, C = torch.split(xBC, [self.d_inner, self.nheads * self.d_state, self.nheads * self.d_state], dim=-1)
-        cd = compute_dtype(x.dtype)
-        dt = F.softplus(a.to(cd))
         x = x.unflatten(-1, (self.nheads, self.headdim))
-        xs = (x.to(cd) / dt[..., None]).to(x.dtype)                         # discrete: the scan multiplies by dt
+        xs, dt = _llamba_in(x, a)
         return x, xs, dt, B.unflatten(-1, (self.nheads, self.d_state)), C.unflatten(-1, (self.nheads, self.d_state))
 
     def _out(self, y, x, z):
-        cd = compute_dtype(x.dtype)
-        y = (y.to(cd) + self.D.to(cd)[:, None] * x.to(cd)) * F.silu(z.to(cd)).unflatten(-1, (self.nheads, self.headdim))
-        return self.out_proj(y.to(x.dtype).flatten(-2))
+        return self.out_proj(_llamba_out(y, x, z, self.D).flatten(-2))
 
     def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None):
         xBC, z, a = self._split(self.in_proj(u))
@@ -330,7 +378,7 @@ class LlambaMixer(_MambaBase):
         if cache is not None: y, final = y; cache.ssm_state.copy_(final)
         return self._out(y, x, z)
 
-    def step(self, u, rope, cache: MambaCache, pos=None, pad=None):
+    def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
         xBC, z, a = self._split(self.in_proj(u))
         x, xs, dt, B, C = self._ssm_inputs(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight,
                                                               self.conv_bias, self.conv_activation), a)

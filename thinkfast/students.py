@@ -92,8 +92,8 @@ class DecoderLayer(nn.Module):
         h = h + self.mixer(self.input_layernorm(h), rope, cache, pos0, pad)
         return h + self.mlp(self.post_attention_layernorm(h))
 
-    def step(self, h, rope, cache, pos, pad=None):
-        h = h + self.mixer.step(self.input_layernorm(h), rope, cache, pos, pad)
+    def step(self, h, rope, cache, pos, pad=None, kv_len=None):
+        h = h + self.mixer.step(self.input_layernorm(h), rope, cache, pos, pad, kv_len)
         return h + self.mlp(self.post_attention_layernorm(h))
 
 
@@ -146,10 +146,10 @@ class ThinkfastModel(ThinkfastPreTrainedModel):
                 h = layer(h, rope, c, pos0, pad)
         return self.norm(h)
 
-    def step(self, input_ids, cache, pos, pad=None):
+    def step(self, input_ids, cache, pos, pad=None, kv_len=None):
         h = self.embed_tokens(input_ids)
         rope = self._rope(pos.view(1), pad)
-        for layer, c in zip(self.layers, cache): h = layer.step(h, rope, c, pos, pad)
+        for layer, c in zip(self.layers, cache): h = layer.step(h, rope, c, pos, pad, kv_len)
         return self.norm(h)
 
 
@@ -166,10 +166,15 @@ class ThinkfastForCausalLM(ThinkfastPreTrainedModel):
     def get_input_embeddings(self): return self.model.embed_tokens
     def get_output_embeddings(self): return self.lm_head
 
-    def forward(self, input_ids, labels=None, cache=None, pos0: int = 0, pad=None, **kwargs):
+    def forward(self, input_ids, labels=None, cache=None, pos0: int = 0, pad=None, logits_to_keep: int = 0, **kwargs):
         """Logits `(batch, seqlen, vocab)`; with `labels`, the mean next-token cross-entropy (-100 ignored).
-        With `cache`, also fills it from cache column `pos0`; `pad` `(batch,)` counts left-padding tokens per row."""
-        logits = self.lm_head(self.model(input_ids, cache, pos0, pad))
+        With `cache`, also fills it from cache column `pos0`; `pad` `(batch,)` counts left-padding tokens per row.
+        `logits_to_keep` > 0 computes the logits of the last that many positions only (prefill needs one)."""
+        h = self.model(input_ids, cache, pos0, pad)
+        if logits_to_keep:
+            if labels is not None: raise ValueError("logits_to_keep and labels together: the loss needs every position")
+            h = h[:, -logits_to_keep:]
+        logits = self.lm_head(h)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
@@ -183,9 +188,10 @@ class ThinkfastForCausalLM(ThinkfastPreTrainedModel):
         sdt = ssm_state_dtype or torch.promote_types(getattr(torch, self.config.ssm_state_dtype), dtype)
         return [l.mixer.allocate_cache(batch, max_len, dtype, device, ssm_state_dtype=sdt) for l in self.model.layers]
 
-    def step(self, input_ids, cache, pos, pad=None):
-        "One decoding step: input_ids `(batch,)` at cache column `pos` (0-d tensor) -> logits `(batch, vocab)`."
-        return self.lm_head(self.model.step(input_ids, cache, pos, pad))
+    def step(self, input_ids, cache, pos, pad=None, kv_len=None):
+        """One decoding step: input_ids `(batch,)` at cache column `pos` (0-d tensor) -> logits `(batch, vocab)`.
+        Attention reads the first `kv_len` cache columns (default: all)."""
+        return self.lm_head(self.model.step(input_ids, cache, pos, pad, kv_len))
 
 
 AutoConfig.register("thinkfast", ThinkfastConfig, exist_ok=True)
