@@ -207,8 +207,8 @@ class Engine:
             s = torch.cuda.Stream(dev)
             s.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(s), torch.no_grad():
-                for _ in range(2): dec.body(self.model, buckets[0])   # warm-up: Triton JIT, torch.compile
-                dec.pos.zero_(); dec.step.zero_()
+                for kv in buckets[:1] + buckets:     # warm-up of every bucket: Triton JIT, torch.compile, library plans
+                    dec.body(self.model, kv); dec.pos.zero_(); dec.step.zero_()
             torch.cuda.current_stream(dev).wait_stream(s)
             pool = torch.cuda.graph_pool_handle()                    # the buckets run one at a time: one memory pool
             for kv in buckets:

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_scan, ssd_update
 
 # %% auto #0
-__all__ = ['fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'KVCache', 'Attention', 'MambaCache',
-           'mamba2_init', 'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer']
+__all__ = ['fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'decode_attention',
+           'use_decode_kernel', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init', 'MambaInLlamaMixer',
+           'init_mixer_from_attention', 'LlambaMixer']
 
 # %% ../nbs/01_layers.ipynb #082fcc27
 def fused(fn):
@@ -100,6 +101,87 @@ def _rotate(x, cos, sin):
     cd = compute_dtype(x.dtype)       # fp32 for bf16/fp16/fp32 activations, fp64 for fp64
     return (x.to(cd) * cos.to(cd) + torch.cat([-x2, x1], -1).to(cd) * sin.to(cd)).to(x.dtype)
 
+# %% ../nbs/01_layers.ipynb #5e0b7a2d
+try:
+    import triton
+    import triton.language as tl
+except ImportError: triton = None             # CPU installs: the SDPA path is used everywhere
+
+if triton is not None:
+    @triton.jit
+    def _decode_attn_split(Q, K, V, Op, Mp, Lp, Pad, Pos, sqb, sqh, skb, skh, skl, svb, svh, svl, chunk, scale,
+                           R: tl.constexpr, RP: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, S: tl.constexpr):
+        b = tl.program_id(0); g = tl.program_id(1); s = tl.program_id(2)
+        pos = tl.load(Pos)
+        start = tl.load(Pad + b)
+        r = tl.arange(0, RP); d = tl.arange(0, D)
+        q = tl.load(Q + b * sqb + (g * R + r[:, None]) * sqh + d[None, :], mask=r[:, None] < R, other=0.0)
+        q = (q.to(tl.float32) * scale).to(Q.dtype.element_ty)
+        m = tl.full((RP,), float("-inf"), tl.float32); l = tl.zeros((RP,), tl.float32); acc = tl.zeros((RP, D), tl.float32)
+        for c0 in range(0, chunk, BLOCK):
+            cols = s * chunk + c0 + tl.arange(0, BLOCK); ok = (cols >= start) & (cols <= pos)
+            k = tl.load(K + b * skb + g * skh + cols[:, None] * skl + d[None, :], mask=ok[:, None], other=0.0)
+            v = tl.load(V + b * svb + g * svh + cols[:, None] * svl + d[None, :], mask=ok[:, None], other=0.0)
+            sc = tl.dot(q, tl.trans(k))
+            sc = tl.where(ok[None, :], sc, float("-inf"))
+            m_new = tl.maximum(m, tl.max(sc, 1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)           # a block with no valid column adds nothing
+            alpha = tl.exp(m - m_safe); p = tl.exp(sc - m_safe[:, None])
+            l = l * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            m = m_new
+        base = ((b * tl.num_programs(1) + g) * S + s) * RP
+        tl.store(Mp + base + r, m); tl.store(Lp + base + r, l)
+        tl.store(Op + (base + r[:, None]) * D + d[None, :], acc)
+
+    @triton.jit
+    def _decode_attn_combine(Op, Mp, Lp, O, R: tl.constexpr, RP: tl.constexpr, D: tl.constexpr, S: tl.constexpr):
+        b = tl.program_id(0); g = tl.program_id(1)
+        r = tl.arange(0, RP); d = tl.arange(0, D); sp = tl.arange(0, S)
+        base = (b * tl.num_programs(1) + g) * S
+        m = tl.load(Mp + (base + sp[:, None]) * RP + r[None, :])          # (S, RP)
+        l = tl.load(Lp + (base + sp[:, None]) * RP + r[None, :])
+        mx = tl.max(m, 0)
+        w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mx[None, :]))
+        den = tl.sum(w * l, 0)                                              # (RP,)
+        o = tl.zeros((RP, D), tl.float32)
+        for i in range(S):
+            wi = tl.sum(tl.where(sp[:, None] == i, w, 0.0), 0)              # (RP,)
+            oi = tl.load(Op + ((base + i) * RP + r[:, None]) * D + d[None, :])
+            o += wi[:, None] * oi
+        o = o / den[:, None]
+        tl.store(O + ((b * tl.num_programs(1) + g) * R + r[:, None]) * D + d[None, :], o.to(O.dtype.element_ty), mask=r[:, None] < R)
+
+
+def decode_attention(q, k, v, pos, pad, kv_len: int, splits: int | None = None):
+    """One query per row against a KV cache, in a Triton kernel (split-KV "flash decoding"): q `(b, H, d)`,
+    k, v `(b, n_kv, max_len, d)`, `pos` 0-d (the last valid column), `pad` `(b,)` (first valid column) ->
+    `(b, H, d)`. Columns `pad[b] .. pos` of the first `kv_len` are attended. Each program reads one KV head's
+    keys once for all `H / n_kv` query heads that share it; with few rows the columns are split over several
+    programs (so that every SM has work) and a second kernel merges the partial softmaxes."""
+    if triton is None: raise RuntimeError("decode_attention needs triton (CUDA installs have it)")
+    b, H, D = q.shape; n_kv = k.shape[1]; R = H // n_kv
+    RP, BLOCK = max(16, triton.next_power_of_2(R)), 64
+    if splits is None:
+        sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 1
+        splits = max(1, min(triton.cdiv(kv_len, 256), triton.cdiv(2 * sms, b * n_kv)))
+    S = triton.next_power_of_2(splits)
+    chunk = triton.cdiv(triton.cdiv(kv_len, S), BLOCK) * BLOCK
+    Op = torch.empty(b, n_kv, S, RP, D, dtype=torch.float32, device=q.device)
+    Mp = torch.empty(b, n_kv, S, RP, dtype=torch.float32, device=q.device); Lp = torch.empty_like(Mp)
+    o = torch.empty(b, H, D, dtype=q.dtype, device=q.device)
+    _decode_attn_split[(b, n_kv, S)](q, k, v, Op, Mp, Lp, pad, pos, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), chunk, 1 / math.sqrt(D),
+                                     R=R, RP=RP, D=D, BLOCK=BLOCK, S=S)
+    _decode_attn_combine[(b, n_kv)](Op, Mp, Lp, o, R=R, RP=RP, D=D, S=S)
+    return o
+
+
+def use_decode_kernel(q) -> bool:
+    "The Triton decode attention runs for bf16/fp16 on CUDA (THINKFAST_DECODE_KERNEL=0 turns it off); SDPA otherwise."
+    return (triton is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16)
+            and os.environ.get("THINKFAST_DECODE_KERNEL", "1") != "0")
+
 # %% ../nbs/01_layers.ipynb #729468a0
 @dataclass
 class KVCache:
@@ -167,6 +249,9 @@ class Attention(nn.Module):
         cache.k.index_copy_(2, pos.view(1), k); cache.v.index_copy_(2, pos.view(1), v)
         L = cache.k.shape[2] if kv_len is None else kv_len
         b, r = u.shape[0], self.n_heads // self.n_kv
+        if use_decode_kernel(q):
+            start = pad if pad is not None else torch.zeros(b, dtype=torch.long, device=u.device)
+            return self.o_proj(decode_attention(q[:, :, 0], cache.k, cache.v, pos, start, L).reshape(b, self.n_heads * self.hd))
         mask = self._mask(pos.view(1), torch.arange(L, device=u.device), pad)   # (b or 1, 1, 1, L)
         y = F.scaled_dot_product_attention(q.view(b, self.n_kv, r, self.hd), cache.k[:, :, :L], cache.v[:, :, :L],
                                            attn_mask=mask)                 # (b, n_kv, r, hd): heads in order
