@@ -145,7 +145,7 @@ class _Decoder:
         logits = model.step(self.tokens, self.cache, self.pos, self.pad, kv_len=kv_len)
         tok = torch.where(self.finished, self.pad_id, _sample_step(logits, self.keys, self.step, self.sp))
         self.out.index_copy_(1, self.step.view(1), tok[:, None])
-        self.finished |= torch.isin(tok, self.eos)
+        self.finished |= (tok[:, None] == self.eos).any(-1)     # not torch.isin: for some sizes it sorts and syncs
         self.tokens.copy_(tok); self.pos += 1; self.step += 1
 
     def bucket(self, column: int) -> int:
@@ -274,7 +274,7 @@ class Engine:
         tok = sample(last, dec.keys, 0, sp)
         out = dec.out
         out[:, 0] = tok
-        dec.finished.copy_(torch.isin(tok, dec.eos)); dec.tokens.copy_(tok)
+        dec.finished.copy_((tok[:, None] == dec.eos).any(-1)); dec.tokens.copy_(tok)
         dec.pos.fill_(Lp); dec.step.fill_(1)
         finished = dec.finished
         _sync(dev); t1 = time.perf_counter()
