@@ -43,8 +43,9 @@ def run_info(device="cpu") -> dict:
     Where the code runs from a copy without git history (the GPU machine), the commit comes from the
     environment variable `THINKFAST_GIT_COMMIT`, set by whoever copied it."""
     device = torch.device(device)
-    commit = _git("rev-parse", "HEAD") or os.environ.get("THINKFAST_GIT_COMMIT")  # a copy without history
-    dirty = _git("status", "--porcelain", "--untracked-files=no") if _git("rev-parse", "HEAD") else None
+    # THINKFAST_GIT_COMMIT first: a copy of the tree (the GPU machine's) may carry a stale .git of another commit
+    commit = os.environ.get("THINKFAST_GIT_COMMIT") or _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no") if not os.environ.get("THINKFAST_GIT_COMMIT") and commit else None
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None,

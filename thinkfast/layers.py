@@ -111,7 +111,7 @@ if triton is not None:
     @triton.jit
     def _decode_attn_split(Q, K, V, Op, Mp, Lp, Pad, Pos, sqb, sqh, skb, skh, skl, svb, svh, svl, chunk, scale,
                            R: tl.constexpr, RP: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, S: tl.constexpr):
-        b = tl.program_id(0); g = tl.program_id(1); s = tl.program_id(2)
+        b = tl.program_id(0).to(tl.int64); g = tl.program_id(1); s = tl.program_id(2)   # int64: b * stride passes 2^31 at large batch
         pos = tl.load(Pos)
         start = tl.load(Pad + b)
         r = tl.arange(0, RP); d = tl.arange(0, D)
@@ -136,7 +136,7 @@ if triton is not None:
 
     @triton.jit
     def _decode_attn_combine(Op, Mp, Lp, O, R: tl.constexpr, RP: tl.constexpr, D: tl.constexpr, S: tl.constexpr):
-        b = tl.program_id(0); g = tl.program_id(1)
+        b = tl.program_id(0).to(tl.int64); g = tl.program_id(1)
         r = tl.arange(0, RP); d = tl.arange(0, D); sp = tl.arange(0, S)
         base = (b * tl.num_programs(1) + g) * S
         m = tl.load(Mp + (base + sp[:, None]) * RP + r[None, :])          # (S, RP)
