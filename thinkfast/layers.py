@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_scan, ssd_update
+from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_matrix, ssd_scan, ssd_update
 
 # %% auto #0
 __all__ = ['fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'decode_attention',
@@ -226,10 +226,21 @@ class Attention(nn.Module):
                                            enable_gqa=self.n_kv != self.n_heads)
         return self.o_proj(y.transpose(1, 2).flatten(2))
 
-    def forward(self, u, rope, cache: KVCache | None = None, pos0: int = 0, pad=None):
-        "u `(batch, seqlen, d_model)`; rope = (cos, sin) for its positions; `pad` left-padding per row."
+    @staticmethod
+    def _packed_mask(seq_idx):
+        "(batch, 1, l, l): causal and within one document (packed sequences)."
+        l = seq_idx.shape[1]
+        causal = torch.ones(l, l, dtype=torch.bool, device=seq_idx.device).tril()
+        return ((seq_idx[:, :, None] == seq_idx[:, None, :]) & causal)[:, None]
+
+    def forward(self, u, rope, cache: KVCache | None = None, pos0: int = 0, pad=None, seq_idx=None):
+        """u `(batch, seqlen, d_model)`; rope = (cos, sin) for its positions; `pad` left-padding per row;
+        `seq_idx` `(batch, seqlen)` document index per token (packed training rows: no token sees another document)."""
         q, k, v = self._qkv(u, *rope)
         l = u.shape[1]
+        if seq_idx is not None:
+            if cache is not None or pad is not None: raise ValueError("seq_idx (packed documents) is for training: no cache, no pad")
+            return self._attend(q, k, v, mask=self._packed_mask(seq_idx))
         if cache is not None:
             if pos0 + l > cache.k.shape[2]:
                 raise ValueError(f"prefill to position {pos0 + l} exceeds the cache's max_len={cache.k.shape[2]}")
@@ -239,6 +250,16 @@ class Attention(nn.Module):
         cols = torch.arange(pos0, pos0 + l, device=u.device)
         k_cols = torch.arange(k.shape[2], device=u.device) if cache is not None else cols   # no cache: keys are this chunk
         return self._attend(q, k, v, mask=self._mask(cols, k_cols, pad))
+
+    def mixing_matrix(self, u, rope, seq_idx=None):
+        "The attention matrix softmax(QK^T / sqrt(d)) per query head `(batch, n_heads, l, l)`, causal (and per document), in fp32."
+        q, k, _ = self._qkv(u, *rope)
+        cd = compute_dtype(q.dtype)
+        k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)
+        s = (q.to(cd) @ k.to(cd).transpose(-1, -2)) / math.sqrt(self.hd)
+        l = u.shape[1]
+        mask = self._packed_mask(seq_idx) if seq_idx is not None else torch.ones(l, l, dtype=torch.bool, device=u.device).tril()
+        return s.masked_fill(~mask, -math.inf).softmax(-1)
 
     def step(self, u, rope, cache: KVCache, pos, pad=None, kv_len: int | None = None):
         """u `(batch, d_model)` at cache column `pos` (0-d long tensor); rope = (cos, sin) for each row's position.
@@ -319,8 +340,9 @@ class _MambaBase(nn.Module):
         if pad is None: return None
         return ((torch.arange(pos0, pos0 + u.shape[1], device=u.device)[None] >= pad[:, None])[..., None]).to(u.dtype)
 
-    def _conv(self, xBC, cache):
-        if cache is None: return causal_conv1d(xBC, self.conv_weight, self.conv_bias, self.conv_activation)
+    def _conv(self, xBC, cache, seq_idx=None):
+        if cache is None: return causal_conv1d(xBC, self.conv_weight, self.conv_bias, self.conv_activation, seq_idx=seq_idx)
+        if seq_idx is not None: raise ValueError("seq_idx (packed documents) is for training: no cache")
         y, final = causal_conv1d(xBC, self.conv_weight, self.conv_bias, self.conv_activation,
                                  initial_states=cache.conv_state, return_final_states=True)
         cache.conv_state.copy_(final)
@@ -363,17 +385,24 @@ class MambaInLlamaMixer(_MambaBase):
         B = B.unflatten(-1, (self.n_kv, self.d_state)).repeat_interleave(r, dim=-2)
         return x, B, C.unflatten(-1, (self.nheads, self.d_state))
 
-    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None):
+    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None, seq_idx=None):
         z, xBC, dt = self._split(self.in_proj(u))
         valid = self._valid(u, pos0, pad)
         if valid is not None: xBC = xBC * valid          # padding enters the conv as zeros, like a fresh state
-        x, B, C = self._heads(self._conv(xBC, cache))
+        x, B, C = self._heads(self._conv(xBC, cache, seq_idx))
         if valid is not None: x = x * valid[..., None]    # ... and the SSM as zero input: the state stays zero
         out = ssd_scan(x, dt, -torch.exp(self.A_log.float()), B, C, self.chunk_size, D=self.D,
                        z=z.unflatten(-1, (self.nheads, self.headdim)), dt_bias=self.dt_bias, dt_softplus=True,
-                       initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None)
+                       initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None,
+                       seq_idx=seq_idx)
         if cache is not None: out, final = out; cache.ssm_state.copy_(final)
         return self.out_proj(out.flatten(-2))
+
+    def mixing_matrix(self, u, rope=None, seq_idx=None):
+        "The SSD matrix M `(batch, nheads, l, l)` with y = M x per head (before D and the gate): the counterpart of attention's."
+        z, xBC, dt = self._split(self.in_proj(u))
+        x, B, C = self._heads(self._conv(xBC, None, seq_idx))
+        return ssd_matrix(dt, -torch.exp(self.A_log.float()), B, C, dt_bias=self.dt_bias, dt_softplus=True, seq_idx=seq_idx)
 
     def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
         z, xBC, dt = self._split(self.in_proj(u))
@@ -452,16 +481,24 @@ class LlambaMixer(_MambaBase):
     def _out(self, y, x, z):
         return self.out_proj(_llamba_out(y, x, z, self.D).flatten(-2))
 
-    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None):
+    def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None, seq_idx=None):
         xBC, z, a = self._split(self.in_proj(u))
         valid = self._valid(u, pos0, pad)
         if valid is not None: xBC = xBC * valid          # padding: zeros into the conv and the scan
-        x, xs, dt, B, C = self._ssm_inputs(self._conv(xBC, cache), a)
+        x, xs, dt, B, C = self._ssm_inputs(self._conv(xBC, cache, seq_idx), a)
         if valid is not None: xs = xs * valid[..., None]
         y = ssd_scan(xs, dt, self.A, B, C, self.chunk_size,
-                     initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None)
+                     initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None,
+                     seq_idx=seq_idx)
         if cache is not None: y, final = y; cache.ssm_state.copy_(final)
         return self._out(y, x, z)
+
+    def mixing_matrix(self, u, rope=None, seq_idx=None):
+        "The matrix M `(batch, nheads, l, l)` with y = M x per head (the scan runs on x / dt, so M = L * (C B^T))."
+        xBC, z, a = self._split(self.in_proj(u))
+        x, xs, dt, B, C = self._ssm_inputs(self._conv(xBC, None, seq_idx), a)
+        M = ssd_matrix(dt, self.A, B, C, seq_idx=seq_idx)
+        return M / dt.transpose(1, 2)[:, :, None, :].to(M.dtype)
 
     def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
         xBC, z, a = self._split(self.in_proj(u))

@@ -88,8 +88,8 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = MLP(c.hidden_size, c.intermediate_size)
 
-    def forward(self, h, rope, cache=None, pos0=0, pad=None):
-        h = h + self.mixer(self.input_layernorm(h), rope, cache, pos0, pad)
+    def forward(self, h, rope, cache=None, pos0=0, pad=None, seq_idx=None):
+        h = h + self.mixer(self.input_layernorm(h), rope, cache, pos0, pad, seq_idx)
         return h + self.mlp(self.post_attention_layernorm(h))
 
     def step(self, h, rope, cache, pos, pad=None, kv_len=None):
@@ -135,15 +135,23 @@ class ThinkfastModel(ThinkfastPreTrainedModel):
         if pad is None: return self.rotary(columns)
         return tuple(t[:, None] for t in self.rotary((columns[None] - pad[:, None]).clamp_min(0)))
 
-    def forward(self, input_ids, cache=None, pos0: int = 0, pad=None):
+    def rope_for(self, input_ids, pos0: int = 0, pad=None, position_ids=None):
+        "cos/sin for a forward: from `position_ids` `(batch, seqlen)` when given (packed rows restart at each document)."
+        if position_ids is not None:
+            if position_ids.shape != input_ids.shape:
+                raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}; input_ids {tuple(input_ids.shape)}")
+            return tuple(t[:, None] for t in self.rotary(position_ids))
+        return self._rope(torch.arange(pos0, pos0 + input_ids.shape[1], device=input_ids.device), pad)
+
+    def forward(self, input_ids, cache=None, pos0: int = 0, pad=None, position_ids=None, seq_idx=None):
         h = self.embed_tokens(input_ids)
-        rope = self._rope(torch.arange(pos0, pos0 + input_ids.shape[1], device=input_ids.device), pad)
+        rope = self.rope_for(input_ids, pos0, pad, position_ids)
         for i, layer in enumerate(self.layers):
             c = None if cache is None else cache[i]
             if self.gradient_checkpointing and self.training and c is None:
-                h = torch.utils.checkpoint.checkpoint(layer, h, rope, None, pos0, pad, use_reentrant=False)
+                h = torch.utils.checkpoint.checkpoint(layer, h, rope, None, pos0, pad, seq_idx, use_reentrant=False)
             else:
-                h = layer(h, rope, c, pos0, pad)
+                h = layer(h, rope, c, pos0, pad, seq_idx)
         return self.norm(h)
 
     def step(self, input_ids, cache, pos, pad=None, kv_len=None):
@@ -166,11 +174,14 @@ class ThinkfastForCausalLM(ThinkfastPreTrainedModel):
     def get_input_embeddings(self): return self.model.embed_tokens
     def get_output_embeddings(self): return self.lm_head
 
-    def forward(self, input_ids, labels=None, cache=None, pos0: int = 0, pad=None, logits_to_keep: int = 0, **kwargs):
+    def forward(self, input_ids, labels=None, cache=None, pos0: int = 0, pad=None, logits_to_keep: int = 0,
+                position_ids=None, seq_idx=None, **kwargs):
         """Logits `(batch, seqlen, vocab)`; with `labels`, the mean next-token cross-entropy (-100 ignored).
         With `cache`, also fills it from cache column `pos0`; `pad` `(batch,)` counts left-padding tokens per row.
-        `logits_to_keep` > 0 computes the logits of the last that many positions only (prefill needs one)."""
-        h = self.model(input_ids, cache, pos0, pad)
+        `logits_to_keep` > 0 computes the logits of the last that many positions only (prefill needs one).
+        Packed training rows give `position_ids` and `seq_idx` (document index per token): no token sees another
+        document, and the Mamba states restart at each."""
+        h = self.model(input_ids, cache, pos0, pad, position_ids, seq_idx)
         if logits_to_keep:
             if labels is not None: raise ValueError("logits_to_keep and labels together: the loss needs every position")
             h = h[:, -logits_to_keep:]
