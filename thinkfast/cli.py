@@ -21,7 +21,8 @@ import torch
 from . import ssd
 
 # %% auto #0
-__all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'main']
+__all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'parse_data_spec', 'distill_command',
+           'asdict_', 'main']
 
 # %% ../nbs/90_cli.ipynb #b13b1f06
 def _git(*args, cwd=None) -> str | None:
@@ -145,6 +146,80 @@ def sample_command(model, tokenizer=None, dataset="gsm8k", data=None, split="tes
         write_json(summary, Path(path).with_suffix(".summary.json"))
     return summary
 
+# %% ../nbs/90_cli.ipynb #d15711a0
+def parse_data_spec(spec: str) -> dict:
+    """`gsm8k:PATH` (GSM8K-style jsonl), `jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD`, or `hub:NAME[:SPLIT]` (streamed;
+    OpenMathInstruct-2's fields)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "gsm8k" and rest: return dict(kind="local", path=rest, prompt_field="question", response_field="answer")
+    if kind == "jsonl":
+        parts = rest.rsplit(":", 2)
+        if len(parts) == 3 and all(parts): return dict(kind="local", path=parts[0], prompt_field=parts[1], response_field=parts[2], gsm8k=False)
+    if kind == "hub" and rest:
+        name, _, split = rest.partition(":")
+        return dict(kind="hub", name=name, split=split or "train_1M")
+    raise ValueError(f"--data {spec!r}; allowed: gsm8k:PATH, jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD, hub:NAME[:SPLIT] "
+                     f"(e.g. hub:nvidia/OpenMathInstruct-2:train_1M)")
+
+
+def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="llamba", attn_layers=(), stages=("matrix", "hidden", "kl"),
+                    steps=None, lr=None, seq_len=2048, micro_batch=1, grad_accum=1, limit=10000, bf16=False,
+                    gradient_checkpointing=False, checkpoint_every=50, seed=0, progress=True) -> dict:
+    """Distil a Llama teacher (path or hub name, with its tokenizer) into a student: `mixer` everywhere but
+    `attn_layers`, through `stages` (names of `thinkfast.distill.STAGES`; `steps` / `lr` {stage: value} override),
+    writing `out/` (cache, one folder per stage, `student/`, `metrics.json`, `loss.png`). Resumable: run it again."""
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from thinkfast import distill as D
+    from thinkfast.students import from_llama
+    bad = [s for s in stages if s not in D.STAGES]
+    if bad: raise ValueError(f"stage {bad[0]!r} unknown; allowed: {', '.join(D.STAGES)}")
+    for name, d_ in (("steps", steps or {}), ("lr", lr or {})):
+        extra = [k for k in d_ if k not in stages]
+        if extra: raise ValueError(f"--{name} names stage {extra[0]!r}, which is not among --stages {list(stages)}")
+    spec = parse_data_spec(data)
+    acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(teacher)
+    hf = AutoModelForCausalLM.from_pretrained(teacher, dtype=torch.float32)
+    t_model = from_llama(hf, attn_layers=range(hf.config.num_hidden_layers)).eval()
+    torch.manual_seed(seed)
+    student = from_llama(hf, attn_layers=list(attn_layers), mixer=mixer)
+    student.model.gradient_checkpointing = gradient_checkpointing
+    del hf
+    if spec["kind"] == "local":
+        pairs = D.read_pairs(spec["path"], spec["prompt_field"], spec["response_field"], limit, spec.get("gsm8k"))
+        key = f"{Path(spec['path']).resolve()}:{Path(spec['path']).stat().st_size}:{limit}"
+    else:
+        pairs = D.hub_pairs(spec["name"], spec["split"], limit)
+        key = f"{spec['name']}:{spec['split']}:{limit}"
+    with acc.main_process_first(): data_ = D.packed_dataset(tok, pairs, seq_len, out / "cache", key)
+    plan = []
+    for s in stages:
+        st = D.STAGES[s]
+        kw = dict(micro_batch=micro_batch, grad_accum=grad_accum, checkpoint_every=checkpoint_every, seed=seed)
+        if steps and s in steps: kw["steps"] = steps[s]
+        if lr and s in lr: kw["lr"] = lr[s]
+        plan.append(D.Stage(**{**asdict_(st), **kw}))
+    t0 = time.perf_counter()
+    metrics = D.distill(student, t_model, data_, plan, out, acc, progress)
+    if acc.is_main_process:
+        student.save_pretrained(out / "student"); tok.save_pretrained(out / "student")
+        rec = {"run": run_info(acc.device), "teacher": str(teacher), "mixer": mixer, "attn_layers": list(attn_layers),
+               "data": data, "data_stats": data_["stats"], "processes": acc.num_processes, "bf16": bf16,
+               "stages": [asdict_(s) for s in plan], "wall_s_this_call": time.perf_counter() - t0,
+               "final_loss": {k: v[-1]["loss"] for k, v in metrics.items() if v},
+               "tokens_per_s_per_process": {k: sum(m["tokens_per_s"] for m in v) / len(v) / acc.num_processes for k, v in metrics.items() if v}}
+        write_json(rec, out / "metrics.json")
+        D.loss_figure(metrics).savefig(out / "loss.png", dpi=120)
+        return rec
+    return {}
+
+
+def asdict_(x):
+    from dataclasses import asdict
+    return asdict(x)
+
 # %% ../nbs/90_cli.ipynb #b6c037a6
 def main(argv=None):
     "Entry point of the `thinkfast` command."
@@ -184,7 +259,43 @@ def main(argv=None):
     c.add_argument("--check", nargs="+", default=[], metavar="MODEL:BATCH:PROMPT:NEW",
                    help="points also run end to end with generate_ids, e.g. llama-3.2-1b:256:512:512")
     c.add_argument("--device", default="cuda")
+    c = sub.add_parser("distill", help="distil a Llama teacher into a Mamba or hybrid student (resumable; accelerate launch for several GPUs)")
+    c.add_argument("--teacher", required=True, help="a transformers Llama (path or hub name) with its tokenizer")
+    c.add_argument("--out", required=True)
+    c.add_argument("--data", default="hub:nvidia/OpenMathInstruct-2:train_1M",
+                   help="gsm8k:PATH, jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD or hub:NAME[:SPLIT]")
+    c.add_argument("--limit", type=int, default=10000, help="documents read from the source")
+    c.add_argument("--mixer", default="llamba", choices=["llamba", "mambainllama"])
+    c.add_argument("--attn-layers", nargs="*", type=int, default=[])
+    c.add_argument("--stages", nargs="+", default=["matrix", "hidden", "kl"])
+    c.add_argument("--steps", nargs="*", default=[], metavar="STAGE=N")
+    c.add_argument("--lr", nargs="*", default=[], metavar="STAGE=LR")
+    c.add_argument("--seq-len", type=int, default=2048)
+    c.add_argument("--micro-batch", type=int, default=1)
+    c.add_argument("--grad-accum", type=int, default=1)
+    c.add_argument("--checkpoint-every", type=int, default=50)
+    c.add_argument("--bf16", action="store_true")
+    c.add_argument("--gradient-checkpointing", action="store_true")
+    c.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    if a.command == "distill":
+        def kv(items, name, cast):
+            out = {}
+            for s in items:
+                k, eq, v = s.partition("=")
+                try: out[k] = cast(v)
+                except ValueError: eq = ""
+                if not eq or not k: p.error(f"--{name} {s!r}: expected STAGE=VALUE, e.g. kl=1000")
+            return out
+        for name in ("limit", "seq_len", "micro_batch", "grad_accum", "checkpoint_every"):
+            if getattr(a, name) < 1: p.error(f"--{name.replace('_', '-')} must be positive")
+        try:
+            r = distill_command(a.teacher, a.out, a.data, a.mixer, a.attn_layers, a.stages, kv(a.steps, "steps", int),
+                                kv(a.lr, "lr", float), a.seq_len, a.micro_batch, a.grad_accum, a.limit, a.bf16,
+                                a.gradient_checkpointing, a.checkpoint_every, a.seed)
+        except ValueError as e: p.error(str(e))
+        if r: print(json.dumps({k: v for k, v in r.items() if k not in ("run", "stages")}, indent=1))
+        return 0
     if a.command == "bench":
         from thinkfast import bench as B
         checks = []
@@ -213,3 +324,7 @@ def main(argv=None):
         print(f"backends: {r['backends']}\nexactness (fp64): {r['exactness_fp64']}\n"
               f"{'all within tolerance' if r['ok'] else 'OUT OF TOLERANCE'}" + (f"; wrote {a.out}" if a.out else ""))
         return 0 if r["ok"] else 1
+
+# %% ../nbs/90_cli.ipynb #6bb7be31
+if __name__ == "__main__" and "ipykernel" not in sys.modules:    # `python -m thinkfast.cli`, `accelerate launch -m thinkfast.cli`
+    sys.exit(main())
