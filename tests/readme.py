@@ -31,8 +31,9 @@ def render(nb_path: Path = ROOT / "nbs" / "index.ipynb") -> str:
         elif cell.cell_type == "code":
             directives, code = _directives(cell.source)
             if any(d.split(":")[0].strip() in ("hide", "exporti") for d in directives): continue
-            if code: parts.append(f"```python\n{code}\n```")
+            if code and not any(d.replace(" ", "") == "echo:false" for d in directives): parts.append(f"```python\n{code}\n```")
             for out in cell.get("outputs", []):
+                if "image/png" in out.get("data", {}): continue          # figures: on the docs site, not in the README
                 text = out.get("text") or out.get("data", {}).get("text/plain")
                 if text: parts.append("```\n" + ("".join(text) if isinstance(text, list) else text).rstrip("\n") + "\n```")
     return HEADER + "\n\n".join(p for p in parts if p) + "\n"
