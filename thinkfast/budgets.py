@@ -96,6 +96,7 @@ def pareto_front(curves: dict, metric: str) -> list:
 
 def plot_budget_curves(curves: dict, metrics=("coverage", "majority"), title: str = ""):
     "Accuracy against seconds per problem, one line per model, the Pareto front dashed (Figure 1 style)."
+    import matplotlib.pyplot as plt
     metrics = [m for m in metrics if any(r[m] is not None for rows in curves.values() for r in rows)]
     fig, axs = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.3), squeeze=False)
     for ax, m in zip(axs[0], metrics):

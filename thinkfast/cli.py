@@ -22,7 +22,7 @@ from . import ssd
 
 # %% auto #0
 __all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'parse_data_spec', 'distill_command',
-           'asdict_', 'main']
+           'asdict_', 'reproduce_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #b13b1f06
 def _git(*args, cwd=None) -> str | None:
@@ -220,6 +220,22 @@ def asdict_(x):
     from dataclasses import asdict
     return asdict(x)
 
+# %% ../nbs/90_cli.ipynb #4e9c0d11
+def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None, notebook=None) -> Path:
+    """Run the reproduction notebook (nbs/10_reproduce.ipynb) with papermill for `preset`, `params` overriding its
+    settings, into the run folder `out` (the executed notebook, results.json, figures, the models' checkpoints).
+    Settings are checked before any work; a second call on the same folder resumes."""
+    from thinkfast.reproduce import resolve
+    resolve(preset, params)
+    import thinkfast
+    nb = Path(notebook) if notebook else Path(thinkfast.__file__).resolve().parents[1] / "nbs" / "10_reproduce.ipynb"
+    if not nb.exists(): raise ValueError(f"{nb}: the reproduction notebook is not there (it ships with the repository: pip install -e .)")
+    out = Path(out or f"runs/reproduce-{preset}").resolve(); out.mkdir(parents=True, exist_ok=True)
+    import papermill as pm
+    pm.execute_notebook(str(nb), str(out / "reproduce.ipynb"), parameters=dict(preset=preset, out_dir=str(out), params=params or {}),
+                        cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
+    return out
+
 # %% ../nbs/90_cli.ipynb #b6c037a6
 def main(argv=None):
     "Entry point of the `thinkfast` command."
@@ -277,7 +293,24 @@ def main(argv=None):
     c.add_argument("--bf16", action="store_true")
     c.add_argument("--gradient-checkpointing", action="store_true")
     c.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("reproduce", help="the end-to-end reproduction (teacher -> students -> speed -> budgeted sampling -> figures)")
+    c.add_argument("--preset", default="tiny", choices=["tiny", "mini", "paper"])
+    c.add_argument("--param", nargs="*", default=[], metavar="KEY=VALUE", help="override a setting, e.g. n_eval=50 or distill_steps='{\"kl\": 500}'")
+    c.add_argument("--out", default=None, help="run folder (default runs/reproduce-PRESET)")
     a = p.parse_args(argv)
+    if a.command == "reproduce":
+        params = {}
+        for s in a.param:
+            k, eq, v = s.partition("=")
+            if not eq or not k: p.error(f"--param {s!r}: expected KEY=VALUE, e.g. n_eval=50")
+            try: params[k] = json.loads(v)
+            except json.JSONDecodeError: params[k] = v
+        try: out = reproduce_command(a.preset, a.out, params)
+        except ValueError as e: p.error(str(e))
+        r = json.loads((out / "results.json").read_text())
+        print(json.dumps({k: r[k] for k in ("greedy_accuracy", "tokens_per_s", "students_vs_teacher", "wall_s")}, indent=1))
+        print(f"run folder: {out}")
+        return 0
     if a.command == "distill":
         def kv(items, name, cast):
             out = {}

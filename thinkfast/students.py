@@ -19,7 +19,7 @@ from .layers import (MLP, Attention, LlambaMixer, MambaInLlamaMixer, RMSNorm, Ro
 
 # %% auto #0
 __all__ = ['MIXER_KINDS', 'PRESETS', 'ThinkfastConfig', 'make_mixer', 'DecoderLayer', 'ThinkfastPreTrainedModel',
-           'ThinkfastModel', 'ThinkfastForCausalLM', 'from_llama', 'preset_config', 'count_parameters']
+           'ThinkfastModel', 'ThinkfastForCausalLM', 'from_llama', 'to_llama', 'preset_config', 'count_parameters']
 
 # %% ../nbs/02_students.ipynb #42b952b2
 MIXER_KINDS = ("attention", "mambainllama", "llamba")
@@ -279,6 +279,35 @@ def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", **config_ov
         elif (sl.mixer.nheads, sl.mixer.headdim, sl.mixer.d_state) == (attn.n_heads, attn.hd, attn.hd):
             init_mixer_from_attention(sl.mixer, attn)
     return student
+
+# %% ../nbs/02_students.ipynb #4fc4fa0b
+@torch.no_grad()
+def to_llama(model: ThinkfastForCausalLM):
+    """An all-attention `ThinkfastForCausalLM` as a transformers `LlamaForCausalLM` with the same weights: the
+    inverse of `from_llama(teacher, attn_layers=all)`, for a teacher trained here and converted from there."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    c = model.config
+    other = [i for i, k in enumerate(c.layer_mixers) if k != "attention"]
+    if other: raise ValueError(f"to_llama needs every layer to be attention; layers {other} are not")
+    rope = dict(rope_type="default", rope_theta=c.rope_theta)
+    if c.rope_llama3: rope = dict(rope_type="llama3", rope_theta=c.rope_theta, **c.rope_llama3)
+    lc = LlamaConfig(vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+                     num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
+                     num_key_value_heads=c.num_key_value_heads, head_dim=c.head_dim, rms_norm_eps=c.rms_norm_eps,
+                     rope_parameters=rope, max_position_embeddings=c.max_position_embeddings,
+                     tie_word_embeddings=c.tie_word_embeddings, bos_token_id=c.bos_token_id, eos_token_id=c.eos_token_id,
+                     pad_token_id=c.pad_token_id)
+    p = next(model.parameters())
+    with torch.device(p.device): hf = LlamaForCausalLM(lc).to(p.dtype)
+    t, s = model.model, hf.model
+    s.embed_tokens.weight.copy_(t.embed_tokens.weight); s.norm.weight.copy_(t.norm.weight)
+    if not c.tie_word_embeddings: hf.lm_head.weight.copy_(model.lm_head.weight)
+    for tl, sl in zip(t.layers, s.layers):
+        sl.input_layernorm.weight.copy_(tl.input_layernorm.weight)
+        sl.post_attention_layernorm.weight.copy_(tl.post_attention_layernorm.weight)
+        for name in ("gate_proj", "up_proj", "down_proj"): getattr(sl.mlp, name).weight.copy_(getattr(tl.mlp, name).weight)
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"): getattr(sl.self_attn, name).weight.copy_(getattr(tl.mixer, name).weight)
+    return hf.eval()
 
 # %% ../nbs/02_students.ipynb #12f1d2f2
 _LLAMA3_ROPE = {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
