@@ -40,7 +40,9 @@ def test_no_stray_outputs(nb_path):
             assert o.output_type != "error", f"{nb_path.name} cell {i}: a stored traceback"
             text = o.get("text", "") if o.output_type == "stream" else "".join(o.get("data", {}).get("text/plain", ""))
             if o.output_type == "stream" and o.name == "stderr":
-                assert not re.search(r"Traceback|Warning|Error", text), f"{nb_path.name} cell {i}: stray stderr: {text[:300]!r}"
+                assert not re.search(r"(?i)traceback|warning|error", text), f"{nb_path.name} cell {i}: stray stderr: {text[:300]!r}"
+            if o.output_type == "stream":
+                assert not re.search(r"(?i)\bwarn(ing)?\b", text), f"{nb_path.name} cell {i}: a warning in the output: {text[:300]!r}"
             assert len(text) < 10_000, f"{nb_path.name} cell {i}: a {len(text)}-character output"
 
 
