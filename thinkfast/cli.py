@@ -275,6 +275,8 @@ def main(argv=None):
     c.add_argument("--check", nargs="+", default=[], metavar="MODEL:BATCH:PROMPT:NEW",
                    help="points also run end to end with generate_ids, e.g. llama-3.2-1b:256:512:512")
     c.add_argument("--device", default="cuda")
+    c.add_argument("--ssm-state-dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="SSM state precision of the Mamba models (mamba-ssm keeps bfloat16); points of bfloat16 runs are labelled name@bfloat16")
     c = sub.add_parser("distill", help="distil a Llama teacher into a Mamba or hybrid student (resumable; accelerate launch for several GPUs)")
     c.add_argument("--teacher", required=True, help="a transformers Llama (path or hub name) with its tokenizer")
     c.add_argument("--out", required=True)
@@ -340,7 +342,7 @@ def main(argv=None):
         if a.repeats < 1: p.error("--repeats must be positive")
         try:
             B.bench(a.out, a.models or B.BENCH_MODELS, a.batches or B.BENCH_BATCHES, a.prompt_lens, a.new_tokens, a.device,
-                    a.repeats, a.peers, checks, log=lambda s: print(s, flush=True))
+                    a.repeats, a.peers, checks, log=lambda s: print(s, flush=True), ssm_state_dtype=a.ssm_state_dtype)
         except ValueError as e: p.error(str(e))
         return 0
     if a.command == "sample":
