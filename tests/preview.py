@@ -102,7 +102,6 @@ def build(out=ROOT / "preview") -> list:
         body, _ = exporter.from_notebook_node(nb)
         page = Path(name).with_suffix(".html").name
         body = re.sub(r'href="([\w\-./]+)\.ipynb(#[^"]*)?"', lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
-        body = body.replace("<body", "<body", 1)
         body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _nav(page, titles) + '<div id="tf-main">', body, count=1)
         body = body.replace("</body>", "</div>" + CHECK_SCRIPT + "</body>", 1).replace("</head>", STYLE + "</head>", 1)
         (out / page).write_text(body, encoding="utf-8")

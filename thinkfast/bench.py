@@ -72,11 +72,11 @@ def decode_cost(config: ThinkfastConfig, batch: int, ctx: int, dtype=torch.bfloa
     (see the text above). Returns weights / kv / state bytes, total bytes and FLOPs."""
     if batch < 1 or ctx < 1: raise ValueError(f"batch={batch}, ctx={ctx}; allowed: >= 1")
     c, w = config, _itemsize(dtype)
-    n_params = count_parameters(c)
+    with torch.device("meta"): model = ThinkfastForCausalLM(c)
+    n_params = sum(p.numel() for p in model.parameters())                 # as count_parameters, from this one model
     embed = c.vocab_size * c.hidden_size
     matmul_params = n_params - (0 if c.tie_word_embeddings else embed)    # the table is read as lm_head when tied
     weights = w * (matmul_params + batch * c.hidden_size)
-    with torch.device("meta"): model = ThinkfastForCausalLM(c)
     cache = model.allocate_cache(batch, ctx, dtype=dtype, device="meta")
     kv = state = 0
     flops = 2 * batch * matmul_params
@@ -115,8 +115,8 @@ def _free(device):
 
 
 def time_decode_buckets(engine: Engine, batch: int, max_len: int, repeats: int = 3, steps: int = 4,
-                        sampling: SamplingParams | None = None) -> dict:
-    "Seconds of one decode step per attention-length bucket `{kv_len: s}`, for a decoder of (batch, max_len)."
+                        sampling: SamplingParams | None = None) -> tuple:
+    "Seconds of one decode step per attention-length bucket `{kv_len: s}`, and the decoder of (batch, max_len) timed."
     dec = engine.decoder(batch, max_len, sampling or SamplingParams(1.0))
     out = {}
     for kv in dec.buckets:
@@ -125,7 +125,7 @@ def time_decode_buckets(engine: Engine, batch: int, max_len: int, repeats: int =
         def run():
             for i in range(steps): dec(engine.model, col + i)
         out[kv] = time_fn(run, engine.device, repeats=repeats, warmup=1, setup=reset) / steps
-    return out
+    return out, dec
 
 
 def decode_seconds(step_s: dict, prompt_len: int, new_tokens: int) -> float:
@@ -160,12 +160,12 @@ def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict
     for batch in sorted(batches):
         todo = [(p, n) for p, n in combos if (batch, p, n) not in done]
         if not todo: continue
-        fitted, step_s, cap = None, None, None
+        fitted, step_s, dec = None, None, None
         for total in sorted({p + n for p, n in todo}, reverse=True):           # the longest generation that fits
-            engine._decoders.clear(); _free(device)
+            engine.clear(); _free(device)
             try:
-                step_s = time_decode_buckets(engine, batch, total, repeats)
-                fitted, cap = total, engine._decoders[next(iter(engine._decoders))].capture_s
+                step_s, dec = time_decode_buckets(engine, batch, total, repeats)
+                fitted = total
                 break
             except Exception as e:
                 if not _oom(e): raise
@@ -173,7 +173,6 @@ def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict
         for p, n in todo:
             pt = dict(model=name, batch=batch, prompt_len=p, new_tokens=n, oom=fitted is None or p + n > fitted)
             if not pt["oom"]:
-                dec = next(iter(engine._decoders.values()))
                 try: prefill_s = time_prefill(engine, batch, p, dec.cache, repeats, seed)
                 except Exception as e:
                     if not _oom(e): raise
@@ -181,7 +180,7 @@ def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict
             if not pt["oom"]:
                 decode_s = decode_seconds(step_s, p, n)
                 floor = decode_floor_s(config, batch, p, n, rates["bandwidth"], rates["flop_rate"], dtype)
-                pt.update(prefill_s=prefill_s, decode_s=decode_s, capture_s=cap,
+                pt.update(prefill_s=prefill_s, decode_s=decode_s, capture_s=dec.capture_s,
                           prefill_tokens_per_s=batch * p / prefill_s,
                           decode_tokens_per_s=batch * (n - 1) / decode_s,
                           tokens_per_s=batch * n / (prefill_s + decode_s),
@@ -190,7 +189,7 @@ def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict
             new_points.append(pt)
             if on_point: on_point(pt)
         points += new_points
-        engine._decoders.clear(); _free(device)
+        dec = None; engine.clear(); _free(device)
         if all(q["oom"] for q in new_points): break                             # larger batches fit nothing either
     del engine, model; _free(device)
     return points

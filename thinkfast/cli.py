@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from . import ssd
 
 # %% auto #0
 __all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'parse_data_spec', 'distill_command',
-           'asdict_', 'reproduce_command', 'main']
+           'reproduce_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #b13b1f06
 def _git(*args, cwd=None) -> str | None:
@@ -200,25 +201,20 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
         kw = dict(micro_batch=micro_batch, grad_accum=grad_accum, checkpoint_every=checkpoint_every, seed=seed)
         if steps and s in steps: kw["steps"] = steps[s]
         if lr and s in lr: kw["lr"] = lr[s]
-        plan.append(D.Stage(**{**asdict_(st), **kw}))
+        plan.append(replace(st, **kw))
     t0 = time.perf_counter()
     metrics = D.distill(student, t_model, data_, plan, out, acc, progress)
     if acc.is_main_process:
         student.save_pretrained(out / "student"); tok.save_pretrained(out / "student")
         rec = {"run": run_info(acc.device), "teacher": str(teacher), "mixer": mixer, "attn_layers": list(attn_layers),
                "data": data, "data_stats": data_["stats"], "processes": acc.num_processes, "bf16": bf16,
-               "stages": [asdict_(s) for s in plan], "wall_s_this_call": time.perf_counter() - t0,
+               "stages": [asdict(s) for s in plan], "wall_s_this_call": time.perf_counter() - t0,
                "final_loss": {k: v[-1]["loss"] for k, v in metrics.items() if v},
                "tokens_per_s_per_process": {k: sum(m["tokens_per_s"] for m in v) / len(v) / acc.num_processes for k, v in metrics.items() if v}}
         write_json(rec, out / "metrics.json")
         D.loss_figure(metrics).savefig(out / "loss.png", dpi=120)
         return rec
     return {}
-
-
-def asdict_(x):
-    from dataclasses import asdict
-    return asdict(x)
 
 # %% ../nbs/90_cli.ipynb #4e9c0d11
 def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None, notebook=None) -> Path:

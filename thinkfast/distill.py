@@ -5,6 +5,7 @@
 # %% ../nbs/05_distill.ipynb #3e203d7d
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .scoring import COT_INSTRUCTION, read_jsonl
+from .layers import Attention
 from .students import ThinkfastForCausalLM
 
 # %% auto #0
@@ -164,7 +166,7 @@ def matrix_loss(student, teacher, batch) -> torch.Tensor:
     "Stage 1: mean squared difference between each converted mixer's matrix and the teacher's attention matrix."
     hs, rope = teacher_states(teacher, batch)
     seq = batch["seq_idx"]
-    valid = ((seq[:, :, None] == seq[:, None, :]) & torch.ones(seq.shape[1], seq.shape[1], dtype=torch.bool, device=seq.device).tril())[:, None]
+    valid = Attention._packed_mask(seq)                      # causal entries within one document
     losses = []
     for i in converted_layers(student):
         t_layer, s_layer = teacher.model.layers[i], student.model.layers[i]
@@ -351,7 +353,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
             batch = _micro_batch(data, (step * stage.grad_accum + a) * world + rank, stage.micro_batch, stage.seed, acc.device)
             if fail_at is not None and step == fail_at: raise RuntimeError(f"simulated failure at step {step}")
             sync = a == stage.grad_accum - 1
-            with (acc.no_sync(model) if not sync and world > 1 else _null()), acc.autocast():
+            with (acc.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()), acc.autocast():
                 loss = stage.compute(model, teacher, batch)
                 if not torch.isfinite(loss):
                     last = latest_checkpoint(d)
@@ -377,11 +379,6 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
         tmp = d / ".final.tmp"; torch.save(acc.unwrap_model(model).state_dict(), tmp); os.replace(tmp, d / "final.pt")
     acc.wait_for_everyone()
     return kept
-
-
-class _null:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
 
 
 def distill(student, teacher, data: dict, stages: list, out_dir, accelerator=None, progress: bool = True) -> dict:

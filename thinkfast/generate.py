@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 import weakref
 from dataclasses import dataclass, field
 
 import torch
 
-from .layers import KVCache, MambaCache
+from .layers import KVCache, MambaCache, fused
 
 # %% auto #0
 __all__ = ['mul32', 'mix32', 'row_keys', 'gumbel', 'SamplingParams', 'filter_logits', 'sample', 'Engine', 'Generation',
@@ -108,16 +107,7 @@ def _copy_cache(dst: list, src: list, n: int, prompt_len: int):
 
 
 _MAX_EOS = 16
-_fused_sample = None
-
-
-def _sample_step(logits, keys, step, sp: SamplingParams):
-    "`sample` for one decode step; on CUDA compiled into one fused kernel (the noise never reaches memory)."
-    global _fused_sample
-    if sp.temperature == 0 or not logits.is_cuda or os.environ.get("THINKFAST_COMPILE", "1") == "0":
-        return sample(logits, keys, step, sp)
-    if _fused_sample is None: _fused_sample = torch.compile(sample, dynamic=True)
-    return _fused_sample(logits, keys, step, sp)
+_sample_step = fused(sample)      # on CUDA one kernel: the Gumbel noise never reaches memory
 
 
 @dataclass
@@ -149,8 +139,8 @@ class _Decoder:
         self.tokens.copy_(tok); self.pos += 1; self.step += 1
 
     def bucket(self, column: int) -> int:
-        "The shortest attention length that covers cache column `column`."
-        return next(b for b in self.buckets if b > column)
+        "The shortest attention length that covers cache column `column` (buckets are multiples of the first)."
+        return self.buckets[min(column // self.buckets[0], len(self.buckets) - 1)]
 
     def __call__(self, model, column: int):
         "One step whose token sits at cache column `column` (== pos)."
@@ -177,6 +167,10 @@ class Engine:
         if self.cuda_graph and self.device.type != "cuda":
             raise ValueError(f"cuda_graph=True needs a CUDA model; this one is on {self.device}")
         self._decoders = {}
+
+    def clear(self):
+        "Drop the kept decoders (their caches and graphs), e.g. before allocating a larger batch."
+        self._decoders.clear()
 
     def decoder(self, batch: int, max_len: int, sp: SamplingParams | None = None) -> _Decoder:
         """The decode state for (batch, max_len, sampling): built (and on CUDA captured) once, then reused.
