@@ -21,8 +21,8 @@ from .scoring import coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
 
 # %% auto #0
-__all__ = ['PRESETS', 'arithmetic_problem', 'arithmetic_problems', 'resolve', 'make_tokenizer', 'train_teacher',
-           'compare_at_budgets']
+__all__ = ['PRESETS', 'arithmetic_problem', 'arithmetic_problems', 'resolve', 'make_tokenizer', 'train_teacher', 'train_verifier',
+           'verifier_scores', 'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -63,17 +63,20 @@ PRESETS = {
                  d_model=64, n_layers=4, n_heads=4, n_kv_heads=2, d_ff=192, seq_len=512, teacher_steps=150, teacher_lr=3e-3,
                  micro_batch=4, hybrid_attn_layers=[0], distill_stages=["hidden", "kl"], distill_steps={"hidden": 10, "kl": 20},
                  distill_lr={"hidden": 3e-3, "kl": 1e-3}, n_samples=4, max_new_tokens=64, temperature=0.8, top_p=0.95,
-                 batch_problems=12, n_budgets=12, dtype="float32"),
+                 batch_problems=12, n_budgets=12, dtype="float32",
+                 verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
     "mini": dict(device="cuda", teacher="train", seed=0, n_train=40000, n_eval=200, min_steps=2, max_steps=4, max_start=30, max_delta=12,
                  d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152, seq_len=1024, teacher_steps=3000, teacher_lr=1e-3,
                  micro_batch=32, hybrid_attn_layers=[3, 7], distill_stages=["matrix", "hidden", "kl"],
                  distill_steps={"matrix": 200, "hidden": 400, "kl": 1500}, distill_lr={"matrix": 1e-3, "hidden": 1e-3, "kl": 3e-4},
-                 n_samples=32, max_new_tokens=160, temperature=0.8, top_p=0.95, batch_problems=100, n_budgets=24, dtype="bfloat16"),
+                 n_samples=32, max_new_tokens=160, temperature=0.8, top_p=0.95, batch_problems=100, n_budgets=24, dtype="bfloat16",
+                 verifier="train", verifier_problems=800, verifier_samples=8, verifier_steps=400, verifier_lr=1e-4, verifier_batch=64),
     "paper": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", data="hub:nvidia/OpenMathInstruct-2:train_1M",
                   eval_data="gsm8k", eval_path=None, seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
                   hybrid_attn_layers=[3, 7, 11, 15], distill_stages=["matrix", "hidden", "kl"],
                   distill_steps={"matrix": 2000, "hidden": 4000, "kl": 60000}, distill_lr={"matrix": 1e-4, "hidden": 1e-4, "kl": 1e-5},
-                  n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95, batch_problems=64, n_budgets=24, dtype="bfloat16"),
+                  n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95, batch_problems=64, n_budgets=24, dtype="bfloat16",
+                  verifier=None, verifier_problems=0, verifier_samples=0, verifier_steps=0, verifier_lr=0.0, verifier_batch=16),
 }
 
 
@@ -109,6 +112,79 @@ def train_teacher(cfg, tok, data: dict, out: Path) -> ThinkfastForCausalLM:
                micro_batch=cfg["micro_batch"], kl_weight=0.0, ce_weight=1.0, checkpoint_every=max(1, cfg["teacher_steps"] // 4), seed=cfg["seed"])
     train_stage(model, None, data, st, out, progress=False)
     return model
+
+# %% ../nbs/10_reproduce.ipynb #9ec06ae4
+def _auc(scores, labels) -> float | None:
+    "Area under the ROC curve: the chance a right sample outscores a wrong one (ties count half)."
+    pos = [s for s, y in zip(scores, labels) if y]; neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg: return None
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def train_verifier(teacher, tok, samples: list, questions: dict, cfg, out: Path):
+    """An outcome reward model trained on `samples` (records with `problem_id`, `text`, `correct`) of problems
+    whose text is `questions[problem_id]`: the teacher's backbone plus a one-logit head, class-balanced BCE.
+    Saved in `out` and loaded from there on a re-run. Returns (OutcomeScorer or None, report); None when the
+    samples hold only one class (nothing to learn), the report says so."""
+    from transformers import LlamaForSequenceClassification
+    from thinkfast.rewards import OutcomeScorer, _conversation
+    dev = cfg["device"]
+    if (out / "verifier.json").exists():
+        report = json.loads((out / "verifier.json").read_text())
+        if report.get("skipped"): return None, report
+        clf = LlamaForSequenceClassification.from_pretrained(out).to(dev).eval()
+        return OutcomeScorer(clf, tok, batch_size=cfg["verifier_batch"]), report
+    texts = [_conversation(tok, questions[r["problem_id"]], r["text"], True)[0] for r in samples]
+    y = torch.tensor([float(r["correct"]) for r in samples])
+    probs = sorted({r["problem_id"] for r in samples})
+    random.Random(cfg["seed"]).shuffle(probs)
+    held = set(probs[:max(1, len(probs) // 10)])
+    tr = [i for i, r in enumerate(samples) if r["problem_id"] not in held]
+    va = [i for i, r in enumerate(samples) if r["problem_id"] in held]
+    pos = int(y[tr].sum()); neg = len(tr) - pos
+    out.mkdir(parents=True, exist_ok=True)
+    if pos == 0 or neg == 0:
+        report = dict(skipped=f"the {len(tr)} training samples are all {'right' if neg == 0 else 'wrong'}: nothing to learn")
+        write_json(report, out / "verifier.json")
+        return None, report
+    hf = to_llama(teacher)
+    c = hf.config.__class__.from_dict(hf.config.to_dict()); c.num_labels = 1
+    torch.manual_seed(cfg["seed"])
+    clf = LlamaForSequenceClassification(c)
+    clf.model.load_state_dict({k: v.float().cpu() for k, v in hf.model.state_dict().items()})
+    clf.to(dev).float().train()
+    opt = torch.optim.AdamW(clf.parameters(), lr=cfg["verifier_lr"], weight_decay=0.0)
+    lossf = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(neg / pos, device=dev))
+    g = torch.Generator().manual_seed(cfg["seed"])
+    steps, bs, warm = cfg["verifier_steps"], cfg["verifier_batch"], max(1, cfg["verifier_steps"] // 10)
+    losses = []
+    for step in range(steps):
+        for grp in opt.param_groups: grp["lr"] = cfg["verifier_lr"] * min(1.0, (step + 1) / warm)
+        idx = [tr[i] for i in torch.randint(len(tr), (bs,), generator=g).tolist()]
+        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+        with torch.autocast("cuda", torch.bfloat16, enabled=dev == "cuda"):
+            logit = clf(**enc).logits.float().squeeze(-1)
+        loss = lossf(logit, y[idx].to(dev))
+        if not torch.isfinite(loss): raise FloatingPointError(f"verifier loss {loss.item()} at step {step}")
+        loss.backward(); torch.nn.utils.clip_grad_norm_(clf.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    clf.eval()
+    scorer = OutcomeScorer(clf, tok, batch_size=bs)
+    s_va = scorer("", []) if not va else [s for i in va for s in scorer(questions[samples[i]["problem_id"]], [samples[i]["text"]])]
+    report = dict(train_samples=len(tr), train_right=pos, held_out_samples=len(va), steps=steps, loss_first=losses[0],
+                  loss_last=sum(losses[-10:]) / len(losses[-10:]), held_out_auc=_auc(s_va, [bool(y[i]) for i in va]),
+                  held_out_accuracy=(sum((s > 0.5) == bool(y[i]) for s, i in zip(s_va, va)) / len(va)) if va else None)
+    clf.save_pretrained(out)
+    write_json(report, out / "verifier.json")            # written last: its presence marks a finished verifier
+    return scorer, report
+
+
+def verifier_scores(scorer, records: list, questions: dict) -> dict:
+    "{(problem_id, sample): reward} for every record, one scorer call per problem."
+    out = {}
+    for pid, rs in by_problem(records).items():
+        for r, s in zip(rs, scorer(questions[pid], [r["text"] for r in rs])): out[(pid, r["sample"])] = s
+    return out
 
 # %% ../nbs/10_reproduce.ipynb #bfe05b93
 def compare_at_budgets(curves: dict, teacher: str = "teacher", metrics=("coverage", "majority")) -> dict:
