@@ -167,16 +167,20 @@ def matrix_loss(student, teacher, batch) -> torch.Tensor:
     hs, rope = teacher_states(teacher, batch)
     seq = batch["seq_idx"]
     valid = Attention._packed_mask(seq)                      # causal entries within one document
-    losses = []
-    for i in converted_layers(student):
+    def layer_loss(i, h):
         t_layer, s_layer = teacher.model.layers[i], student.model.layers[i]
-        with torch.no_grad(): A = t_layer.mixer.mixing_matrix(t_layer.input_layernorm(hs[i]), rope, seq)
-        M = s_layer.mixer.mixing_matrix(s_layer.input_layernorm(hs[i]), rope, seq)
+        with torch.no_grad(): A = t_layer.mixer.mixing_matrix(t_layer.input_layernorm(h), rope, seq)
+        M = s_layer.mixer.mixing_matrix(s_layer.input_layernorm(h), rope, seq)
         if M.shape != A.shape:
             raise ValueError(f"layer {i}: student matrix {tuple(M.shape)} vs teacher attention {tuple(A.shape)}: matrix "
                              f"orientation needs as many student heads as teacher query heads")
         d = (M.float() - A.float()).masked_fill(~valid, 0)
-        losses.append(d.pow(2).sum() / (valid.sum() * M.shape[1]))
+        return d.pow(2).sum() / (valid.sum() * M.shape[1])
+    # each layer's (batch, heads, len, len) matrices are recomputed in the backward pass instead of kept: kept for
+    # every layer they take layers x several GiB at 1B shape and 2,048 tokens (out of memory on an 80 GB H100)
+    ckpt = torch.is_grad_enabled()
+    losses = [torch.utils.checkpoint.checkpoint(layer_loss, i, hs[i], use_reentrant=False) if ckpt else layer_loss(i, hs[i])
+              for i in converted_layers(student)]
     return torch.stack(losses).mean()
 
 

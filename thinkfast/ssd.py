@@ -413,12 +413,18 @@ def causal_conv1d(x, weight, bias=None, activation=None, initial_states=None, re
     unsupported = (f"x has dtype {x.dtype}" if x.dtype not in _KERNEL_DTYPES else
                    f"width {n.width} is outside the kernel's 2..4" if not 2 <= n.width <= 4 else
                    "seq_idx together with initial or final states" if seq_idx is not None and
-                   (initial_states is not None or return_final_states) else None)
+                   (initial_states is not None or return_final_states) else
+                   f"seq_idx with {x.shape[-1]} channels (the kernel's channel-last layout needs a multiple of 8)"
+                   if seq_idx is not None and x.shape[-1] % 8 else None)
     if not _use_kernel("causal_conv1d", backend, x.device, unsupported):
         return causal_conv1d_ref(x, weight, bias, activation, initial_states, return_final_states, seq_idx)
     act = "silu" if activation in ("silu", "swish") else None
     xt = x.transpose(1, 2)                        # (b, d, l) view, channel-last in memory as the kernel wants
-    if xt.stride(1) != 1: xt = x.contiguous().transpose(1, 2)
+    # the kernel's channel-last path needs batch and time strides that are multiples of 8: a column slice of a
+    # wider projection (x, B, C cut from in_proj's output) is copied; a channel count that is not a multiple
+    # of 8 (no seq_idx) goes channel-first instead
+    if xt.stride(1) != 1 or xt.stride(0) % 8 or xt.stride(2) % 8: xt = x.contiguous().transpose(1, 2)
+    if xt.stride(0) % 8 or xt.stride(2) % 8: xt = xt.contiguous()
     init = None if initial_states is None else initial_states.to(x.dtype).transpose(1, 2).contiguous().transpose(1, 2)
     out = _kernels().conv(xt, weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
                           seq_idx=None if seq_idx is None else seq_idx.to(torch.int32).contiguous(),
