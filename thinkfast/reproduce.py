@@ -21,8 +21,8 @@ from .scoring import coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
 
 # %% auto #0
-__all__ = ['PRESETS', 'arithmetic_problem', 'arithmetic_problems', 'resolve', 'make_tokenizer', 'train_teacher', 'train_verifier',
-           'verifier_scores', 'compare_at_budgets']
+__all__ = ['PRESETS', 'arithmetic_problem', 'arithmetic_problems', 'resolve', 'make_tokenizer', 'accelerator_for',
+           'train_teacher', 'train_verifier', 'verifier_scores', 'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -66,11 +66,11 @@ PRESETS = {
                  batch_problems=12, n_budgets=12, dtype="float32",
                  verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
     "mini": dict(device="cuda", teacher="train", seed=0, n_train=40000, n_eval=200, min_steps=2, max_steps=4, max_start=30, max_delta=12,
-                 d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152, seq_len=1024, teacher_steps=3000, teacher_lr=1e-3,
+                 d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152, seq_len=1024, teacher_steps=1500, teacher_lr=1e-3,
                  micro_batch=32, hybrid_attn_layers=[3, 7], distill_stages=["matrix", "hidden", "kl"],
-                 distill_steps={"matrix": 200, "hidden": 400, "kl": 1500}, distill_lr={"matrix": 1e-3, "hidden": 1e-3, "kl": 3e-4},
+                 distill_steps={"matrix": 50, "hidden": 150, "kl": 600}, distill_lr={"matrix": 1e-3, "hidden": 1e-3, "kl": 3e-4},
                  n_samples=32, max_new_tokens=160, temperature=0.8, top_p=0.95, batch_problems=100, n_budgets=24, dtype="bfloat16",
-                 verifier="train", verifier_problems=800, verifier_samples=8, verifier_steps=400, verifier_lr=1e-4, verifier_batch=64),
+                 verifier="train", verifier_problems=400, verifier_samples=8, verifier_steps=200, verifier_lr=1e-4, verifier_batch=64),
     "paper": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", data="hub:nvidia/OpenMathInstruct-2:train_1M",
                   eval_data="gsm8k", eval_path=None, seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
                   hybrid_attn_layers=[3, 7, 11, 15], distill_stages=["matrix", "hidden", "kl"],
@@ -100,6 +100,13 @@ def make_tokenizer(cfg):
     return AutoTokenizer.from_pretrained(cfg["teacher"])
 
 
+def accelerator_for(cfg):
+    "The training engine of a run: bf16 mixed precision (fp32 master weights) on CUDA with dtype bfloat16, else full precision."
+    from accelerate import Accelerator
+    bf16 = cfg["device"] == "cuda" and cfg["dtype"] == "bfloat16"
+    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=cfg["device"] == "cpu")
+
+
 def train_teacher(cfg, tok, data: dict, out: Path) -> ThinkfastForCausalLM:
     "A Llama-shaped model trained from scratch (cross-entropy on solution tokens) for the synthetic presets."
     c = ThinkfastConfig(vocab_size=len(tok), hidden_size=cfg["d_model"], intermediate_size=cfg["d_ff"],
@@ -110,7 +117,7 @@ def train_teacher(cfg, tok, data: dict, out: Path) -> ThinkfastForCausalLM:
     model = ThinkfastForCausalLM(c)
     st = Stage("teacher", "kl", "all", steps=cfg["teacher_steps"], lr=cfg["teacher_lr"], warmup=max(1, cfg["teacher_steps"] // 20),
                micro_batch=cfg["micro_batch"], kl_weight=0.0, ce_weight=1.0, checkpoint_every=max(1, cfg["teacher_steps"] // 4), seed=cfg["seed"])
-    train_stage(model, None, data, st, out, progress=False)
+    train_stage(model, None, data, st, out, accelerator_for(cfg), progress=False)
     return model
 
 # %% ../nbs/10_reproduce.ipynb #9ec06ae4
