@@ -1,4 +1,5 @@
-"""Distillation on two processes (DDP over gloo, CPU) equals one process accumulating the same two micro-batches.
+"""Distillation on two processes (DDP over gloo, CPU) equals one process accumulating the same two micro-batches, in
+every stage (matrix, hidden, kl).
 
 Two processes with one micro-batch each see, at every step, exactly the micro-batches one process sees with
 grad_accum=2 (micro-batch k = (step * grad_accum + a) * world + rank), so their loss curves must agree up to the
@@ -24,7 +25,8 @@ def test_two_processes_match_one_with_accumulation(tmp_path):
                                       num_attention_heads=4, num_key_value_heads=2, head_dim=8))
     hf.save_pretrained(tmp_path / "teacher"); tok.save_pretrained(tmp_path / "teacher")
     common = ["distill", "--teacher", str(tmp_path / "teacher"), "--data", f"gsm8k:{DATA}", "--limit", "32", "--mixer", "llamba",
-              "--stages", "kl", "--steps", "kl=5", "--lr", "kl=1e-3", "--seq-len", "1024", "--checkpoint-every", "2"]
+              "--stages", "matrix", "hidden", "kl", "--steps", "matrix=3", "hidden=3", "kl=5",
+              "--lr", "matrix=1e-3", "hidden=1e-3", "kl=1e-3", "--seq-len", "1024", "--checkpoint-every", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     run = lambda cmd: subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     one = run([sys.executable, "-m", "thinkfast.cli", *common, "--out", "one", "--grad-accum", "2"])
@@ -33,6 +35,7 @@ def test_two_processes_match_one_with_accumulation(tmp_path):
                "--out", "two", "--grad-accum", "1"])
     assert two.returncode == 0, two.stderr[-3000:]
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["processes"] == 2
-    losses = {d: [json.loads(l)["loss"] for l in (tmp_path / d / "kl" / "metrics.jsonl").read_text().splitlines()] for d in ("one", "two")}
-    assert len(losses["one"]) == 5
-    assert losses["one"] == pytest.approx(losses["two"], rel=1e-5), losses
+    for stage, steps in (("matrix", 3), ("hidden", 3), ("kl", 5)):     # matrix and hidden reach into the student's layers
+        losses = {d: [json.loads(l)["loss"] for l in (tmp_path / d / stage / "metrics.jsonl").read_text().splitlines()] for d in ("one", "two")}
+        assert len(losses["one"]) == steps
+        assert losses["one"] == pytest.approx(losses["two"], rel=1e-5), (stage, losses)

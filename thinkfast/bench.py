@@ -20,7 +20,7 @@ from .students import ThinkfastConfig, ThinkfastForCausalLM, count_parameters, p
 
 # %% auto #0
 __all__ = ['BENCH_MODELS', 'BENCH_BATCHES', 'time_fn', 'copy_bandwidth', 'matmul_rate', 'decode_cost', 'decode_floor_s',
-           'time_decode_buckets', 'decode_seconds', 'time_prefill', 'bench_model', 'measure_generate',
+           'time_decode_buckets', 'decode_seconds', 'time_prefill', 'cache_fits', 'bench_model', 'measure_generate',
            'peer_transformers', 'peer_mamba_ssm', 'bench', 'load_bench', 'throughput_figure', 'speedups',
            'speedup_figure']
 
@@ -146,6 +146,26 @@ def time_prefill(engine: Engine, batch: int, prompt_len: int, cache: list, repea
     return time_fn(lambda: engine.prefill(ids, pad, cache, 1), engine.device, repeats=repeats, warmup=1)
 
 
+def cache_fits(engine: Engine, batch: int, total: int, margin: int | None = None) -> bool:
+    """Whether the decode cache for `batch` sequences of `total` tokens allocates on the engine's GPU and leaves
+    `margin` bytes free for a step's temporaries (default: 6 GiB plus four fp32 logit rows per sequence). The sweep
+    asks this before capturing: an out-of-memory error in the middle of building and capturing a decoder left memory
+    held in the 3B sweep, and every shorter retry of that batch then failed too. Always True off CUDA."""
+    dev = engine.device
+    if dev.type != "cuda": return True
+    margin = 6 * 2 ** 30 + 4 * batch * engine.model.config.vocab_size * 4 if margin is None else margin
+    _free(dev)
+    cache = None
+    try:
+        cache = engine.model.allocate_cache(batch, -(-total // engine.len_bucket) * engine.len_bucket)
+        return torch.cuda.mem_get_info(dev)[0] >= margin
+    except Exception as e:
+        if not _oom(e): raise
+        return False
+    finally:
+        cache = None; _free(dev)
+
+
 def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict, dtype=torch.bfloat16,
                 repeats: int = 3, config: ThinkfastConfig | None = None, done=(), on_point=None, seed: int = 0) -> list:
     """Points for model `name` (a preset, or `config`) over batches x prompt_lens x new_tokens. `rates` holds the
@@ -163,6 +183,7 @@ def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict
         fitted, step_s, dec = None, None, None
         for total in sorted({p + n for p, n in todo}, reverse=True):           # the longest generation that fits
             engine.clear(); _free(device)
+            if not cache_fits(engine, batch, total): continue
             try:
                 step_s, dec = time_decode_buckets(engine, batch, total, repeats)
                 fitted = total

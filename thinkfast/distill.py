@@ -298,7 +298,7 @@ def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: 
     if accelerator.is_main_process:
         d = Path(stage_dir); tmp, cur, old = d / ".checkpoint.tmp", d / "checkpoint", d / "checkpoint.old"
         shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-        torch.save(dict(model=accelerator.unwrap_model(model).state_dict(), optimizer=optimizer.state_dict(), step=step,
+        torch.save(dict(model=accelerator.unwrap_model(model).student.state_dict(), optimizer=optimizer.state_dict(), step=step,
                         rng=_rng_state(), stage=asdict(stage)), tmp / "state.pt")
         if cur.exists():
             shutil.rmtree(old, ignore_errors=True); os.replace(cur, old)
@@ -314,6 +314,18 @@ def _micro_batch(data: dict, k: int, size: int, seed: int, device) -> dict:
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
     rows = order[j * size:(j + 1) * size]
     return {key: data[key][rows].to(device) for key in ("input_ids", "labels", "position_ids", "seq_idx")}
+
+
+class _StageLoss(torch.nn.Module):
+    """The student with a stage's loss as its forward: under DDP the loss must be computed inside the wrapped
+    module's forward (matrix and hidden stages reach into the student's layers, which a DDP wrapper hides, and
+    a forward that bypasses the wrapper would skip the gradient all-reduce). The teacher is held, not registered."""
+    def __init__(self, student, teacher, stage):
+        super().__init__()
+        self.student, self.stage = student, stage
+        self.__dict__["teacher"] = teacher
+
+    def forward(self, batch): return self.stage.compute(self.student, self.teacher, batch)
 
 
 def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator=None, progress: bool = True,
@@ -339,7 +351,12 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
         st = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
         student.load_state_dict(st["model"]); opt.load_state_dict(st["optimizer"]); _set_rng_state(st["rng"])
         start = st["step"]
-    model, opt = acc.prepare(student, opt)
+    handler = acc.ddp_handler
+    if stage.loss == "matrix":       # the mixing matrix leaves some mixer parameters (out_proj, D, norm) out of the loss
+        from accelerate import DistributedDataParallelKwargs
+        acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
+    model, opt = acc.prepare(_StageLoss(student, teacher, stage), opt)
+    acc.ddp_handler = handler
     if teacher is not None: teacher.to(acc.device).eval().requires_grad_(False)
     metrics_path = d / "metrics.jsonl"
     kept = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()] if metrics_path.exists() else []
@@ -358,7 +375,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
             if fail_at is not None and step == fail_at: raise RuntimeError(f"simulated failure at step {step}")
             sync = a == stage.grad_accum - 1
             with (acc.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()), acc.autocast():
-                loss = stage.compute(model, teacher, batch)
+                loss = model(batch)
                 if not torch.isfinite(loss):
                     last = latest_checkpoint(d)
                     raise FloatingPointError(f"stage {stage.name!r}: loss is {loss.item()} at step {step} (micro-batch {a}); "
@@ -380,7 +397,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     bar.close()
     for p in student.parameters(): p.requires_grad_(True)
     if acc.is_main_process:
-        tmp = d / ".final.tmp"; torch.save(acc.unwrap_model(model).state_dict(), tmp); os.replace(tmp, d / "final.pt")
+        tmp = d / ".final.tmp"; torch.save(student.state_dict(), tmp); os.replace(tmp, d / "final.pt")
     acc.wait_for_everyone()
     return kept
 
