@@ -55,7 +55,7 @@ def run_info(device="cpu") -> dict:
         "device_type": device.type, "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
         "mamba_ssm": _version("mamba_ssm") or _version("mamba-ssm"), "causal_conv1d": _version("causal_conv1d") or _version("causal-conv1d"),
-        "thinkfast": _version("thinkfast"),
+        "thinkfast": _version("thinkfast"), "reference_ops": os.environ.get("THINKFAST_REFERENCE") or None,
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from types import SimpleNamespace
 
 import torch
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['SSD_GPU_SHAPES', 'SSD_TOLERANCES', 'compute_dtype', 'process_dt', 'segsum', 'ssd_matrix', 'ssd_quadratic', 'ssd_step',
            'ssd_recurrent', 'ssd_chunked', 'ssd_inputs', 'rel_err', 'causal_conv1d_ref', 'causal_conv1d_step_ref',
-           'backends', 'ssd_scan', 'ssd_update', 'causal_conv1d', 'causal_conv1d_step', 'compare_to_reference']
+           'reference_ops', 'backends', 'ssd_scan', 'ssd_update', 'causal_conv1d', 'causal_conv1d_step',
+           'compare_to_reference']
 
 # %% ../nbs/00_ssd.ipynb #fe084705
 _ACTIVATION_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -348,11 +350,22 @@ _KERNEL_ATTR = dict(ssd_scan="scan", ssd_update="update", causal_conv1d="conv", 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+def reference_ops() -> set:
+    """Operations that the environment variable `THINKFAST_REFERENCE` (comma-separated names of `_KERNEL_NAMES`)
+    sends to the pure-PyTorch reference when a call asks for `backend='auto'`: e.g. `THINKFAST_REFERENCE=ssd_scan`
+    trains small models without mamba-ssm's chunked-scan kernels, whose Triton autotuning costs minutes per process."""
+    names = {n.strip() for n in os.environ.get("THINKFAST_REFERENCE", "").split(",") if n.strip()}
+    bad = sorted(names - set(_KERNEL_NAMES))
+    if bad: raise ValueError(f"THINKFAST_REFERENCE names {bad[0]!r}; allowed: {', '.join(_KERNEL_NAMES)}")
+    return names
+
+
 def _use_kernel(op: str, backend: str, device: torch.device, reason_not: str | None = None) -> bool:
     "Decide kernel vs reference for `op`; `reason_not` is why this particular call cannot use the kernel."
     if backend not in ("auto", "kernel", "reference"):
         raise ValueError(f"backend must be 'auto', 'kernel' or 'reference', got {backend!r}")
     if backend == "reference": return False
+    if backend == "auto" and op in reference_ops(): return False
     fn = getattr(_kernels(), _KERNEL_ATTR[op])
     why = (f"{_KERNEL_NAMES[op]} is not importable ({'; '.join(_kernels().why.values())})" if fn is None else
            f"the inputs are on {device}, the kernels need CUDA" if device.type != "cuda" else reason_not)
