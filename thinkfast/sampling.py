@@ -57,9 +57,11 @@ def shard_path(out, rank: int, world_size: int) -> Path:
 def sample_problems(model, tokenizer, problems: list, out, n: int = 8, max_new_tokens: int = 512,
                     temperature: float = 0.7, top_p: float = 0.95, top_k: int = 0, seed: int = 0,
                     batch_problems: int = 8, stop=None, shots=None, progress: bool = True,
-                    rank: int | None = None, world_size: int | None = None) -> Path:
+                    rank: int | None = None, world_size: int | None = None, warmup: bool = True) -> Path:
     """Draw `n` samples for each problem (this process's share of them), scoring and appending each to the
-    jsonl `out` (a per-rank shard when world_size > 1). Returns the file written."""
+    jsonl `out` (a per-rank shard when world_size > 1). Returns the file written. `warmup`: one untimed short
+    generation first, so that one-time kernel compilation and autotuning (Triton, torch.compile) in the
+    prefill is not charged to the first batch's samples."""
     if rank is None or world_size is None: rank, world_size = _dist_env()
     if not 0 <= rank < world_size: raise ValueError(f"rank={rank} outside 0..{world_size - 1}")
     if not (isinstance(n, int) and n >= 1): raise ValueError(f"n={n!r}; allowed: an int >= 1")
@@ -81,6 +83,9 @@ def sample_problems(model, tokenizer, problems: list, out, n: int = 8, max_new_t
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=sum(len(m) for _, m in todo), desc=f"samples (rank {rank})", unit="sample")
+    if warmup and todo:
+        generate(model, tokenizer, [cot_messages(p["question"], shots) for p, _ in todo[:batch_problems]], n=1, max_new_tokens=2,
+                 temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
     with path.open("a", encoding="utf-8") as f:
         for b in range(0, len(todo), batch_problems):
             chunk = todo[b:b + batch_problems]
