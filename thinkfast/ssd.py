@@ -427,8 +427,9 @@ def causal_conv1d(x, weight, bias=None, activation=None, initial_states=None, re
                    f"width {n.width} is outside the kernel's 2..4" if not 2 <= n.width <= 4 else
                    "seq_idx together with initial or final states" if seq_idx is not None and
                    (initial_states is not None or return_final_states) else
-                   f"seq_idx with {x.shape[-1]} channels (the kernel's channel-last layout needs a multiple of 8)"
-                   if seq_idx is not None and x.shape[-1] % 8 else None)
+                   f"seq_idx or initial/final states with {x.shape[-1]} channels (the kernel's channel-last layout needs "
+                   f"a multiple of 8)" if x.shape[-1] % 8 and (seq_idx is not None or initial_states is not None or
+                                                               return_final_states) else None)
     if not _use_kernel("causal_conv1d", backend, x.device, unsupported):
         return causal_conv1d_ref(x, weight, bias, activation, initial_states, return_final_states, seq_idx)
     act = "silu" if activation in ("silu", "swish") else None
@@ -436,7 +437,8 @@ def causal_conv1d(x, weight, bias=None, activation=None, initial_states=None, re
     # the kernel's channel-last path needs batch and time strides that are multiples of 8: a column slice of a
     # wider projection (x, B, C cut from in_proj's output) is copied; a channel count that is not a multiple
     # of 8 (no seq_idx) goes channel-first instead
-    if xt.stride(1) != 1 or xt.stride(0) % 8 or xt.stride(2) % 8: xt = x.contiguous().transpose(1, 2)
+    # (clone, not contiguous(): a slice with size-1 dimensions counts as contiguous and would keep its strides)
+    if xt.stride(1) != 1 or xt.stride(0) % 8 or xt.stride(2) % 8: xt = x.clone(memory_format=torch.contiguous_format).transpose(1, 2)
     if xt.stride(0) % 8 or xt.stride(2) % 8: xt = xt.contiguous()
     init = None if initial_states is None else initial_states.to(x.dtype).transpose(1, 2).contiguous().transpose(1, 2)
     out = _kernels().conv(xt, weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
