@@ -355,8 +355,8 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     if stage.loss == "matrix":       # the mixing matrix leaves some mixer parameters (out_proj, D, norm) out of the loss
         from accelerate import DistributedDataParallelKwargs
         acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
-    model, opt = acc.prepare(_StageLoss(student, teacher, stage), opt)
-    acc.ddp_handler = handler
+    try: model, opt = acc.prepare(_StageLoss(student, teacher, stage), opt)
+    finally: acc.ddp_handler = handler
     if teacher is not None: teacher.to(acc.device).eval().requires_grad_(False)
     metrics_path = d / "metrics.jsonl"
     kept = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()] if metrics_path.exists() else []
@@ -399,6 +399,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     if acc.is_main_process:
         tmp = d / ".final.tmp"; torch.save(student.state_dict(), tmp); os.replace(tmp, d / "final.pt")
     acc.wait_for_everyone()
+    acc.free_memory()          # drop the accelerator's hold on this stage's wrapper and optimizer state (GBs at 1B)
     return kept
 
 
