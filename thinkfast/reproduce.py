@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,6 +89,11 @@ def resolve(preset: str, params: dict | None = None) -> dict:
     bad = sorted(set(params or {}) - set(cfg))
     if bad: raise ValueError(f"parameter {bad[0]!r} is not a setting of preset {preset!r}; allowed: {', '.join(sorted(cfg))}")
     cfg.update(params or {})
+    if cfg["verifier"] == "train":
+        low = [k for k in ("verifier_problems", "verifier_samples", "verifier_steps", "verifier_batch") if not (isinstance(cfg[k], int) and cfg[k] >= 1)]
+        if low: raise ValueError(f"{low[0]}={cfg[low[0]]!r} with verifier='train'; allowed: an int >= 1 (or verifier=None)")
+    from thinkfast.ssd import reference_ops
+    reference_ops()                                            # a misspelt THINKFAST_REFERENCE fails now, not after training
     if cfg["device"] == "cuda" and not torch.cuda.is_available(): raise ValueError(f"preset {preset!r} needs a CUDA GPU (device='cuda'); this machine has none")
     return cfg
 
@@ -128,19 +135,36 @@ def _auc(scores, labels) -> float | None:
     return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
 
 
+@contextmanager
+def _quiet_hub():
+    "transformers' weight loading and saving without its progress bars (they would fill the notebook)."
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        if was: hf_logging.enable_progress_bar()
+
+
 def train_verifier(teacher, tok, samples: list, questions: dict, cfg, out: Path):
     """An outcome reward model trained on `samples` (records with `problem_id`, `text`, `correct`) of problems
     whose text is `questions[problem_id]`: the teacher's backbone plus a one-logit head, class-balanced BCE.
-    Saved in `out` and loaded from there on a re-run. Returns (OutcomeScorer or None, report); None when the
-    samples hold only one class (nothing to learn), the report says so."""
+    Saved in `out` and loaded from there on a re-run with the same settings and samples (retrained otherwise).
+    Returns (OutcomeScorer or None, report); None when the training samples hold only one class or none (nothing
+    to learn), the report says so. A tokenizer without a pad token (Llama 3) pads with its EOS token."""
     from transformers import LlamaForSequenceClassification
     from thinkfast.rewards import OutcomeScorer, _conversation
     dev = cfg["device"]
+    if tok.pad_token_id is None: tok.pad_token = tok.eos_token if isinstance(tok.eos_token, str) else tok.convert_ids_to_tokens(teacher.config.eos_token_id)
+    key = dict({k: cfg[k] for k in ("seed", "verifier_problems", "verifier_samples", "verifier_steps", "verifier_lr", "verifier_batch")},
+               samples=len(samples), right=sum(bool(r["correct"]) for r in samples))
     if (out / "verifier.json").exists():
         report = json.loads((out / "verifier.json").read_text())
-        if report.get("skipped"): return None, report
-        clf = LlamaForSequenceClassification.from_pretrained(out).to(dev).eval()
-        return OutcomeScorer(clf, tok, batch_size=cfg["verifier_batch"]), report
+        if report.get("key") == key:
+            if report.get("skipped"): return None, report
+            with _quiet_hub(): clf = LlamaForSequenceClassification.from_pretrained(out).to(dev).eval()
+            return OutcomeScorer(clf, tok, batch_size=cfg["verifier_batch"]), report
+        (out / "verifier.json").unlink()                # settings or samples changed: train again
     texts = [_conversation(tok, questions[r["problem_id"]], r["text"], True)[0] for r in samples]
     y = torch.tensor([float(r["correct"]) for r in samples])
     probs = sorted({r["problem_id"] for r in samples})
@@ -151,11 +175,13 @@ def train_verifier(teacher, tok, samples: list, questions: dict, cfg, out: Path)
     pos = int(y[tr].sum()); neg = len(tr) - pos
     out.mkdir(parents=True, exist_ok=True)
     if pos == 0 or neg == 0:
-        report = dict(skipped=f"the {len(tr)} training samples are all {'right' if neg == 0 else 'wrong'}: nothing to learn")
+        why = (f"{len(probs)} problem(s): too few to hold a tenth out and train on the rest" if not tr else
+               f"the {len(tr)} training samples are all {'right' if neg == 0 else 'wrong'}: nothing to learn")
+        report = dict(skipped=why, key=key)
         write_json(report, out / "verifier.json")
         return None, report
     hf = to_llama(teacher)
-    c = hf.config.__class__.from_dict(hf.config.to_dict()); c.num_labels = 1
+    c = hf.config.__class__.from_dict(hf.config.to_dict()); c.num_labels = 1; c.pad_token_id = tok.pad_token_id
     torch.manual_seed(cfg["seed"])
     clf = LlamaForSequenceClassification(c)
     clf.model.load_state_dict({k: v.float().cpu() for k, v in hf.model.state_dict().items()})
@@ -178,10 +204,10 @@ def train_verifier(teacher, tok, samples: list, questions: dict, cfg, out: Path)
     clf.eval()
     scorer = OutcomeScorer(clf, tok, batch_size=bs)
     s_va = scorer("", []) if not va else [s for i in va for s in scorer(questions[samples[i]["problem_id"]], [samples[i]["text"]])]
-    report = dict(train_samples=len(tr), train_right=pos, held_out_samples=len(va), steps=steps, loss_first=losses[0],
+    report = dict(key=key, train_samples=len(tr), train_right=pos, held_out_samples=len(va), steps=steps, loss_first=losses[0],
                   loss_last=sum(losses[-10:]) / len(losses[-10:]), held_out_auc=_auc(s_va, [bool(y[i]) for i in va]),
                   held_out_accuracy=(sum((s > 0.5) == bool(y[i]) for s, i in zip(s_va, va)) / len(va)) if va else None)
-    clf.save_pretrained(out)
+    with _quiet_hub(): clf.save_pretrained(out)
     write_json(report, out / "verifier.json")            # written last: its presence marks a finished verifier
     return scorer, report
 
