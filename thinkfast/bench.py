@@ -325,14 +325,16 @@ def bench(out, models=BENCH_MODELS, batches=BENCH_BATCHES, prompt_lens=(256, 512
         label = name if ssm_state_dtype == "float32" or not [k for k in cfg.layer_mixers if k != "attention"] else f"{name}@{ssm_state_dtype}"
         done = {(p["batch"], p["prompt_len"], p["new_tokens"]) for p in rec["points"] if p["model"] == label}
         bench_model(label, batches, prompt_lens, new_tokens, device, rec["rates"], repeats=repeats, config=cfg, done=done, on_point=save)
-    for (name, b, p, n) in check_points:
-        if any((g["model"], g["batch"], g["prompt_len"], g["new_tokens"]) == (name, b, p, n) for g in rec["generate"]): continue
+    for (name, b, p, n) in check_points:       # with the sweep's state precision and label
+        cfg = preset_config(name, ssm_state_dtype=ssm_state_dtype)
+        label = name if ssm_state_dtype == "float32" or not [k for k in cfg.layer_mixers if k != "attention"] else f"{name}@{ssm_state_dtype}"
+        if any((g["model"], g["batch"], g["prompt_len"], g["new_tokens"]) == (label, b, p, n) for g in rec["generate"]): continue
         torch.manual_seed(0)
-        with torch.device(device): m = ThinkfastForCausalLM(preset_config(name)).to(torch.bfloat16).eval()
-        try: g = dict(model=name, **measure_generate(Engine(m, keep=1), b, p, n, repeats))
+        with torch.device(device): m = ThinkfastForCausalLM(cfg).to(torch.bfloat16).eval()
+        try: g = dict(model=label, **measure_generate(Engine(m, keep=1), b, p, n, repeats))
         except Exception as e:
             if not _oom(e): raise
-            g = dict(model=name, batch=b, prompt_len=p, new_tokens=n, oom=True)
+            g = dict(model=label, batch=b, prompt_len=p, new_tokens=n, oom=True)
         del m; _free(device)
         rec["generate"].append(g); write_json(rec, out); log(f"generate_ids {g}")
     if peers:
