@@ -24,9 +24,9 @@ from .layers import Attention
 from .students import ThinkfastForCausalLM
 
 # %% auto #0
-__all__ = ['STAGES', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'pack', 'packed_dataset', 'batch_loss_ce',
-           'masked_ce', 'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss', 'hidden_loss', 'kl_loss',
-           'Stage', 'latest_checkpoint', 'save_checkpoint', 'train_stage', 'distill', 'loss_figure']
+__all__ = ['STAGES', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'pack', 'packed_dataset', 'masked_ce',
+           'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss', 'hidden_loss', 'kl_loss', 'Stage',
+           'latest_checkpoint', 'save_checkpoint', 'train_stage', 'distill', 'loss_figure']
 
 # %% ../nbs/05_distill.ipynb #70ce28ae
 def gsm8k_to_boxed(solution: str) -> str:
@@ -120,12 +120,6 @@ def packed_dataset(tokenizer, pairs: list, seq_len: int, cache_dir=None, key: st
     return data
 
 # %% ../nbs/05_distill.ipynb #dea74de3
-def batch_loss_ce(model, batch) -> torch.Tensor:
-    "Mean next-token cross-entropy over answer tokens of a packed batch."
-    logits = model(batch["input_ids"], position_ids=batch["position_ids"], seq_idx=batch["seq_idx"]).logits
-    return masked_ce(logits, batch["labels"])
-
-
 def _f32(x): return x.to(torch.promote_types(x.dtype, torch.float32))      # fp32 at least (fp64 stays fp64)
 
 
