@@ -17,7 +17,7 @@ import torch
 
 from .budgets import budget_curve, by_problem, measured_throughput, plot_budget_curves
 from .cli import run_info, write_json
-from .distill import STAGES, Stage, chat_example, distill, pack, train_stage
+from .distill import STAGES, chat_example, distill, pack, train_stage
 from .sampling import read_samples, sample_problems
 from .scoring import coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
@@ -122,8 +122,8 @@ def train_teacher(cfg, tok, data: dict, out: Path) -> ThinkfastForCausalLM:
                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
     torch.manual_seed(cfg["seed"])
     model = ThinkfastForCausalLM(c)
-    st = Stage("teacher", "kl", "all", steps=cfg["teacher_steps"], lr=cfg["teacher_lr"], warmup=max(1, cfg["teacher_steps"] // 20),
-               micro_batch=cfg["micro_batch"], kl_weight=0.0, ce_weight=1.0, checkpoint_every=max(1, cfg["teacher_steps"] // 4), seed=cfg["seed"])
+    st = replace(STAGES["sft"], name="teacher", steps=cfg["teacher_steps"], lr=cfg["teacher_lr"], warmup=max(1, cfg["teacher_steps"] // 20),
+                 micro_batch=cfg["micro_batch"], checkpoint_every=max(1, cfg["teacher_steps"] // 4), seed=cfg["seed"])
     train_stage(model, None, data, st, out, accelerator_for(cfg), progress=False)
     return model
 
@@ -203,10 +203,11 @@ def train_verifier(teacher, tok, samples: list, questions: dict, cfg, out: Path)
         losses.append(loss.item())
     clf.eval()
     scorer = OutcomeScorer(clf, tok, batch_size=bs)
-    s_va = scorer("", []) if not va else [s for i in va for s in scorer(questions[samples[i]["problem_id"]], [samples[i]["text"]])]
+    held_scores = verifier_scores(scorer, [samples[i] for i in va], questions)     # va is never empty here: tr is not
+    s_va = [held_scores[(samples[i]["problem_id"], samples[i]["sample"])] for i in va]
     report = dict(key=key, train_samples=len(tr), train_right=pos, held_out_samples=len(va), steps=steps, loss_first=losses[0],
                   loss_last=sum(losses[-10:]) / len(losses[-10:]), held_out_auc=_auc(s_va, [bool(y[i]) for i in va]),
-                  held_out_accuracy=(sum((s > 0.5) == bool(y[i]) for s, i in zip(s_va, va)) / len(va)) if va else None)
+                  held_out_accuracy=sum((s > 0.5) == bool(y[i]) for s, i in zip(s_va, va)) / len(va))
     with _quiet_hub(): clf.save_pretrained(out)
     write_json(report, out / "verifier.json")            # written last: its presence marks a finished verifier
     return scorer, report
