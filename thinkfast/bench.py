@@ -320,14 +320,18 @@ def bench(out, models=BENCH_MODELS, batches=BENCH_BATCHES, prompt_lens=(256, 512
         if pt["oom"]: log(f"{pt['model']:16s} b={pt['batch']:5d} p={pt['prompt_len']} n={pt['new_tokens']}: out of memory")
         else: log(f"{pt['model']:16s} b={pt['batch']:5d} p={pt['prompt_len']} n={pt['new_tokens']}: {pt['tokens_per_s']:9.0f} tok/s, "
                   f"decode {pt['decode_tokens_per_s']:9.0f} tok/s = {pt['floor_fraction']:.0%} of floor")
-    for name in models:
+    def model_of(name):
+        "The preset's config with the sweep's state precision, and the label its points carry."
         cfg = preset_config(name, ssm_state_dtype=ssm_state_dtype)
-        label = name if ssm_state_dtype == "float32" or not [k for k in cfg.layer_mixers if k != "attention"] else f"{name}@{ssm_state_dtype}"
+        mamba = any(k != "attention" for k in cfg.layer_mixers)
+        return cfg, f"{name}@{ssm_state_dtype}" if mamba and ssm_state_dtype != "float32" else name
+
+    for name in models:
+        cfg, label = model_of(name)
         done = {(p["batch"], p["prompt_len"], p["new_tokens"]) for p in rec["points"] if p["model"] == label}
         bench_model(label, batches, prompt_lens, new_tokens, device, rec["rates"], repeats=repeats, config=cfg, done=done, on_point=save)
     for (name, b, p, n) in check_points:       # with the sweep's state precision and label
-        cfg = preset_config(name, ssm_state_dtype=ssm_state_dtype)
-        label = name if ssm_state_dtype == "float32" or not [k for k in cfg.layer_mixers if k != "attention"] else f"{name}@{ssm_state_dtype}"
+        cfg, label = model_of(name)
         if any((g["model"], g["batch"], g["prompt_len"], g["new_tokens"]) == (label, b, p, n) for g in rec["generate"]): continue
         torch.manual_seed(0)
         with torch.device(device): m = ThinkfastForCausalLM(cfg).to(torch.bfloat16).eval()
