@@ -350,11 +350,17 @@ _KERNEL_ATTR = dict(ssd_scan="scan", ssd_update="update", causal_conv1d="conv", 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def reference_ops() -> set:
+def reference_ops() -> frozenset:
     """Operations that the environment variable `THINKFAST_REFERENCE` (comma-separated names of `_KERNEL_NAMES`)
     sends to the pure-PyTorch reference when a call asks for `backend='auto'`: e.g. `THINKFAST_REFERENCE=ssd_scan`
     trains small models without mamba-ssm's chunked-scan kernels, whose Triton autotuning costs minutes per process."""
-    names = {n.strip() for n in os.environ.get("THINKFAST_REFERENCE", "").split(",") if n.strip()}
+    return _parse_reference(os.environ.get("THINKFAST_REFERENCE", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_reference(value: str) -> frozenset:
+    "The parsed variable, once per value (every kernel call asks; eager decoding asks every step)."
+    names = frozenset(n.strip() for n in value.split(",") if n.strip())
     bad = sorted(names - set(_KERNEL_NAMES))
     if bad: raise ValueError(f"THINKFAST_REFERENCE names {bad[0]!r}; allowed: {', '.join(_KERNEL_NAMES)}")
     return names
