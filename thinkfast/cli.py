@@ -22,8 +22,8 @@ import torch
 from . import ssd
 
 # %% auto #0
-__all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'parse_data_spec', 'distill_command',
-           'reproduce_command', 'main']
+__all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'parse_data_spec', 'load_pairs',
+           'distill_command', 'reproduce_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #b13b1f06
 def _git(*args, cwd=None) -> str | None:
@@ -163,6 +163,16 @@ def parse_data_spec(spec: str) -> dict:
                      f"(e.g. hub:nvidia/OpenMathInstruct-2:train_1M)")
 
 
+def load_pairs(data: str, limit: int) -> tuple:
+    "The (problem, solution) pairs of a `--data` spec (see `parse_data_spec`), and a key naming them for the data cache."
+    from thinkfast import distill as D
+    spec = parse_data_spec(data)
+    if spec["kind"] == "local":
+        pairs = D.read_pairs(spec["path"], spec["prompt_field"], spec["response_field"], limit, spec.get("gsm8k"))
+        return pairs, f"{Path(spec['path']).resolve()}:{Path(spec['path']).stat().st_size}:{limit}"
+    return D.hub_pairs(spec["name"], spec["split"], limit), f"{spec['name']}:{spec['split']}:{limit}"
+
+
 def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="llamba", attn_layers=(), stages=("matrix", "hidden", "kl"),
                     steps=None, lr=None, seq_len=2048, micro_batch=1, grad_accum=1, limit=10000, bf16=False,
                     gradient_checkpointing=False, checkpoint_every=50, seed=0, progress=True) -> dict:
@@ -178,7 +188,7 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
     for name, d_ in (("steps", steps or {}), ("lr", lr or {})):
         extra = [k for k in d_ if k not in stages]
         if extra: raise ValueError(f"--{name} names stage {extra[0]!r}, which is not among --stages {list(stages)}")
-    spec = parse_data_spec(data)
+    parse_data_spec(data)                                       # a bad spec fails before the models load
     acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     tok = AutoTokenizer.from_pretrained(teacher)
@@ -188,12 +198,7 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
     student = from_llama(hf, attn_layers=list(attn_layers), mixer=mixer)
     student.model.gradient_checkpointing = gradient_checkpointing
     del hf
-    if spec["kind"] == "local":
-        pairs = D.read_pairs(spec["path"], spec["prompt_field"], spec["response_field"], limit, spec.get("gsm8k"))
-        key = f"{Path(spec['path']).resolve()}:{Path(spec['path']).stat().st_size}:{limit}"
-    else:
-        pairs = D.hub_pairs(spec["name"], spec["split"], limit)
-        key = f"{spec['name']}:{spec['split']}:{limit}"
+    pairs, key = load_pairs(data, limit)
     with acc.main_process_first(): data_ = D.packed_dataset(tok, pairs, seq_len, out / "cache", key)
     plan = []
     for s in stages:
