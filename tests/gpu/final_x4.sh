@@ -1,0 +1,43 @@
+# Two chained calls on one warm 4-GPU machine (nvidia-h100-x4): the mini reproduction does not fit the device's
+# 10-minute call, so phase 1 starts it and phase 2 (the next call, on the same machine while warm) resumes it;
+# every step is resumable (finished training stages are loaded, samples are appended per batch), and the run
+# folders live under runs/gpu (git-ignored, kept on the machine between calls).
+#   bash tests/gpu/final_x4.sh 1 <git sha>     GPU0 mini preset, GPU1 mini-easier; GPUs 2-3: distillation on one
+#                                              GPU vs two (torchrun), with Llamba-1B bf16-state throughput on GPU 3
+#   bash tests/gpu/final_x4.sh 2 <git sha> S   resume the minis for at most S seconds (and an unfinished 2-GPU run)
+# The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
+phase=$1; sha=$2; budget=${3:-540}
+bash .devkit/device/setup.sh >/dev/null 2>&1
+W=$PWD/runs/gpu; mkdir -p $W
+export PYTHONPATH=$PWD THINKFAST_GIT_COMMIT=$sha PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True TRITON_CACHE_AUTOTUNING=1
+export TRITON_CACHE_DIR=$W/triton TORCHINDUCTOR_CACHE_DIR=$W/inductor
+pack() { tar czf $OUT/$1.tgz --exclude='*.pt' --exclude='*.safetensors' --exclude='*.bin' -C $W $1 2>/dev/null; }
+run_mini() { gpu=$1; name=$2; t=$3; shift 3; T0=$(date +%s); mkdir -p $W/$name
+  [ -f $W/$name/reproduce.ipynb ] && cp $W/$name/reproduce.ipynb $W/$name/reproduce.phase$((phase-1)).ipynb
+  CUDA_VISIBLE_DEVICES=$gpu THINKFAST_REFERENCE=ssd_scan timeout $t python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" \
+    > $W/$name/run.phase$phase.log 2>&1
+  echo "phase $phase $name rc $? $(( $(date +%s)-T0 ))s" | tee -a $W/$name/calls.txt >> $OUT/rc.txt; pack $name; }
+D="--teacher $W/t1b --mixer llamba --stages matrix hidden kl --steps matrix=5 hidden=10 kl=200 --data gsm8k:.devkit/data/gsm8k/train.jsonl
+   --limit 4000 --bf16 --seq-len 1024 --micro-batch 4 --checkpoint-every 25"
+d1() { T0=$(date +%s); mkdir -p $W/d1gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m thinkfast.cli distill $D --grad-accum 2 \
+         --out $W/d1gpu >> $W/d1gpu/run.log 2>&1; echo "phase $phase d1gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d1gpu; }
+d2() { T0=$(date +%s); mkdir -p $W/d2gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m torch.distributed.run --nproc_per_node 2 \
+         -m thinkfast.cli distill $D --grad-accum 1 --out $W/d2gpu >> $W/d2gpu/run.log 2>&1; echo "phase $phase d2gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d2gpu; }
+if [ $phase = 1 ]; then
+  run_mini 0 mini 555 &
+  run_mini 1 mini-easier 555 --param min_steps=3 max_steps=6 max_start=99 max_delta=99 &
+  python3 tests/gpu/make_teacher.py $W/t1b > $W/t1b.log 2>&1 || { cat $W/t1b.log; }
+  mkdir -p $W/bf16state
+  (CUDA_VISIBLE_DEVICES=3 timeout 200 python3 -m thinkfast.cli bench --out $W/bf16state/throughput_h100_bf16state.json \
+     --models llamba-1b --ssm-state-dtype bfloat16 --batches 64 256 --prompt-lens 512 --new-tokens 512 \
+     --check llamba-1b:256:512:512 > $W/bf16state/bench.log 2>&1
+   CUDA_VISIBLE_DEVICES=3 timeout 60 python3 -c "import json; from thinkfast.bench import peer_mamba_ssm; print(json.dumps([peer_mamba_ssm('llamba-1b', b, 512, 512, 'cuda') for b in (64, 256)]))" \
+     > $W/bf16state/peer_mamba.json 2>$W/bf16state/peer.log; echo "bf16state rc $?" >> $OUT/rc.txt; pack bf16state) & B=$!
+  d1 2 240; wait $B; d2 2,3 240
+else
+  run_mini 0 mini $budget &
+  run_mini 1 mini-easier $budget --param min_steps=3 max_steps=6 max_start=99 max_delta=99 &
+  (d2 2,3 $((budget/2)); d1 2 $((budget/2))) &
+fi
+wait
+cat $OUT/rc.txt
