@@ -5,6 +5,7 @@
 #   bash tests/gpu/final_x4.sh 1 <git sha>     GPU0 mini preset, GPU1 mini-easier; GPUs 2-3: distillation on one
 #                                              GPU vs two (torchrun), with Llamba-1B bf16-state throughput on GPU 3
 #   bash tests/gpu/final_x4.sh 2 <git sha> S   resume the minis for at most S seconds (and an unfinished 2-GPU run)
+#   KL_STEPS=300 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S seconds
 # The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
 phase=$1; sha=$2; budget=${3:-540}
 bash .devkit/device/setup.sh >/dev/null 2>&1
@@ -17,7 +18,7 @@ run_mini() { gpu=$1; name=$2; t=$3; shift 3; T0=$(date +%s); mkdir -p $W/$name
   CUDA_VISIBLE_DEVICES=$gpu THINKFAST_REFERENCE=ssd_scan timeout $t python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" \
     > $W/$name/run.phase$phase.log 2>&1
   echo "phase $phase $name rc $? $(( $(date +%s)-T0 ))s" | tee -a $W/$name/calls.txt >> $OUT/rc.txt; pack $name; }
-D="--teacher $W/t1b --mixer llamba --stages matrix hidden kl --steps matrix=5 hidden=10 kl=200 --data gsm8k:.devkit/data/gsm8k/train.jsonl
+D="--teacher $W/t1b --mixer llamba --stages matrix hidden kl --steps matrix=5 hidden=10 kl=${KL_STEPS:-200} --data gsm8k:.devkit/data/gsm8k/train.jsonl
    --limit 4000 --bf16 --seq-len 1024 --micro-batch 4 --checkpoint-every 25"
 d1() { T0=$(date +%s); mkdir -p $W/d1gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m thinkfast.cli distill $D --grad-accum 2 \
          --out $W/d1gpu >> $W/d1gpu/run.log 2>&1; echo "phase $phase d1gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d1gpu; }
@@ -34,6 +35,11 @@ if [ $phase = 1 ]; then
    CUDA_VISIBLE_DEVICES=3 timeout 60 python3 -c "import json; from thinkfast.bench import peer_mamba_ssm; print(json.dumps([peer_mamba_ssm('llamba-1b', b, 512, 512, 'cuda') for b in (64, 256)]))" \
      > $W/bf16state/peer_mamba.json 2>$W/bf16state/peer.log; echo "bf16state rc $?" >> $OUT/rc.txt; pack bf16state) & B=$!
   d1 2 240; wait $B; d2 2,3 240
+elif [ $phase = 3 ]; then      # the 1- and 2-GPU distillations side by side, longer; the generation chapter on GPU 3
+  python3 tests/gpu/make_teacher.py $W/t1b > $W/t1b.log 2>&1 || { cat $W/t1b.log; }
+  d1 0 $budget & d2 1,2 $budget &
+  (mkdir -p $W/gpu3; cd nbs && CUDA_VISIBLE_DEVICES=3 timeout $budget python3 -m papermill 03_generate.ipynb $W/gpu3/03_generate.gpu.ipynb -p device cuda --cwd . > $W/gpu3/nb03.log 2>&1
+   echo "nb03 rc $?" >> $OUT/rc.txt; pack gpu3) &
 else
   run_mini 0 mini $budget &
   run_mini 1 mini-easier $budget --param min_steps=3 max_steps=6 max_start=99 max_delta=99 &
