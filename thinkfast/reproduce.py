@@ -67,7 +67,7 @@ PRESETS = {
                  distill_lr={"hidden": 3e-3, "kl": 1e-3}, n_samples=4, max_new_tokens=64, temperature=0.8, top_p=0.95,
                  batch_problems=12, n_budgets=12, dtype="float32",
                  verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
-    "mini": dict(device="cuda", teacher="train", seed=0, n_train=20000, n_eval=200, min_steps=4, max_steps=8, max_start=200, max_delta=150,
+    "mini": dict(device="cuda", teacher="train", seed=0, n_train=20000, n_eval=200, min_steps=3, max_steps=6, max_start=99, max_delta=99,
                  d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152, seq_len=1024, teacher_steps=800, teacher_lr=1e-3,
                  micro_batch=32, hybrid_attn_layers=[3, 7], distill_stages=["matrix", "hidden", "kl"],
                  distill_steps={"matrix": 30, "hidden": 100, "kl": 400}, distill_lr={"matrix": 1e-3, "hidden": 1e-3, "kl": 3e-4},
