@@ -2,10 +2,12 @@
 # 10-minute call, so phase 1 starts it and phase 2 (the next call, on the same machine while warm) resumes it;
 # every step is resumable (finished training stages are loaded, samples are appended per batch), and the run
 # folders live under runs/gpu (git-ignored, kept on the machine between calls).
-#   bash tests/gpu/final_x4.sh 1 <git sha>     GPU0 mini preset, GPU1 mini-easier; GPUs 2-3: distillation on one
+#   bash tests/gpu/final_x4.sh 1 <git sha>     GPU0 mini preset, GPU1 mini at the earlier difficulty (the calibration
+#                                              run); GPUs 2-3: distillation on one
 #                                              GPU vs two (torchrun), with Llamba-1B bf16-state throughput on GPU 3
 #   bash tests/gpu/final_x4.sh 2 <git sha> S   resume the minis for at most S seconds (and an unfinished 2-GPU run)
 #   KL_STEPS=300 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S seconds
+#   (give the device call S + 90 s: setup and the CPU-built teacher take about 50 s, and packing comes after)
 # The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
 phase=$1; sha=$2; budget=${3:-540}
 bash .devkit/device/setup.sh >/dev/null 2>&1
@@ -26,7 +28,7 @@ d2() { T0=$(date +%s); mkdir -p $W/d2gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFE
          -m thinkfast.cli distill $D --grad-accum 1 --out $W/d2gpu >> $W/d2gpu/run.log 2>&1; echo "phase $phase d2gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d2gpu; }
 if [ $phase = 1 ]; then
   run_mini 0 mini 555 &
-  run_mini 1 mini-easier 555 --param min_steps=3 max_steps=6 max_start=99 max_delta=99 &
+  run_mini 1 mini-calibration 555 --param min_steps=4 max_steps=8 max_start=200 max_delta=150 &
   python3 tests/gpu/make_teacher.py $W/t1b > $W/t1b.log 2>&1 || { cat $W/t1b.log; }
   mkdir -p $W/bf16state
   (CUDA_VISIBLE_DEVICES=3 timeout 200 python3 -m thinkfast.cli bench --out $W/bf16state/throughput_h100_bf16state.json \
@@ -42,7 +44,7 @@ elif [ $phase = 3 ]; then      # the 1- and 2-GPU distillations side by side, lo
    echo "nb03 rc $?" >> $OUT/rc.txt; pack gpu3) &
 else
   run_mini 0 mini $budget &
-  run_mini 1 mini-easier $budget --param min_steps=3 max_steps=6 max_start=99 max_delta=99 &
+  run_mini 1 mini-calibration $budget --param min_steps=4 max_steps=8 max_start=200 max_delta=150 &
   (d2 2,3 $((budget/2)); d1 2 $((budget/2))) &
 fi
 wait
