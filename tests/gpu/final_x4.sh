@@ -6,7 +6,8 @@
 #                                              run); GPUs 2-3: distillation on one
 #                                              GPU vs two (torchrun), with Llamba-1B bf16-state throughput on GPU 3
 #   bash tests/gpu/final_x4.sh 2 <git sha> S   resume the minis for at most S seconds (and an unfinished 2-GPU run)
-#   KL_STEPS=300 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S seconds
+#   KL_STEPS=300 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S seconds,
+#   packed every minute
 #   (give the device call S + 90 s: setup and the CPU-built teacher take about 50 s, and packing comes after)
 # The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
 phase=$1; sha=$2; budget=${3:-540}
@@ -14,7 +15,7 @@ bash .devkit/device/setup.sh >/dev/null 2>&1
 W=$PWD/runs/gpu; mkdir -p $W
 export PYTHONPATH=$PWD THINKFAST_GIT_COMMIT=$sha PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True TRITON_CACHE_AUTOTUNING=1
 export TRITON_CACHE_DIR=$W/triton TORCHINDUCTOR_CACHE_DIR=$W/inductor
-pack() { tar czf $OUT/$1.tgz --exclude='*.pt' --exclude='*.safetensors' --exclude='*.bin' -C $W $1 2>/dev/null; }
+pack() { tar czf $OUT/.$1.tgz --exclude='*.pt' --exclude='*.safetensors' --exclude='*.bin' -C $W $1 2>/dev/null && mv $OUT/.$1.tgz $OUT/$1.tgz; }
 run_mini() { gpu=$1; name=$2; t=$3; shift 3; T0=$(date +%s); mkdir -p $W/$name
   [ -f $W/$name/reproduce.ipynb ] && cp $W/$name/reproduce.ipynb $W/$name/reproduce.phase$((phase-1)).ipynb
   CUDA_VISIBLE_DEVICES=$gpu THINKFAST_REFERENCE=ssd_scan timeout $t python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" \
@@ -37,11 +38,11 @@ if [ $phase = 1 ]; then
    CUDA_VISIBLE_DEVICES=3 timeout 60 python3 -c "import json; from thinkfast.bench import peer_mamba_ssm; print(json.dumps([peer_mamba_ssm('llamba-1b', b, 512, 512, 'cuda') for b in (64, 256)]))" \
      > $W/bf16state/peer_mamba.json 2>$W/bf16state/peer.log; echo "bf16state rc $?" >> $OUT/rc.txt; pack bf16state) & B=$!
   d1 2 240; wait $B; d2 2,3 240
-elif [ $phase = 3 ]; then      # the 1- and 2-GPU distillations side by side, longer; the generation chapter on GPU 3
+elif [ $phase = 3 ]; then      # the 1- and 2-GPU distillations side by side, longer
   python3 tests/gpu/make_teacher.py $W/t1b > $W/t1b.log 2>&1 || { cat $W/t1b.log; }
-  d1 0 $budget & d2 1,2 $budget &
-  (mkdir -p $W/gpu3; cd nbs && CUDA_VISIBLE_DEVICES=3 timeout $budget python3 -m papermill 03_generate.ipynb $W/gpu3/03_generate.gpu.ipynb -p device cuda --cwd . > $W/gpu3/nb03.log 2>&1
-   echo "nb03 rc $?" >> $OUT/rc.txt; pack gpu3) &
+  (while sleep 60; do pack d1gpu; pack d2gpu; done) & P=$!     # what has finished comes back even if the call is cut
+  d1 0 $budget & A=$!; d2 1,2 $budget & C=$!
+  wait $A $C; kill $P 2>/dev/null
 else
   run_mini 0 mini $budget &
   run_mini 1 mini-calibration $budget --param min_steps=4 max_steps=8 max_start=200 max_delta=150 &
