@@ -1,7 +1,8 @@
 # Two chained calls on one warm 4-GPU machine (nvidia-h100-x4): the mini reproduction does not fit the device's
 # 10-minute call, so phase 1 starts it and phase 2 (the next call, on the same machine while warm) resumes it;
 # every step is resumable (finished training stages are loaded, samples are appended per batch), and the run
-# folders live under runs/gpu (git-ignored, kept on the machine between calls).
+# folders live under runs/gpu (git-ignored, kept on the machine between calls). In practice the machine went back
+# ~30 s after each call, before a second could be issued; phase 1 alone finished both minis (about 460 s each).
 #   bash tests/gpu/final_x4.sh 1 <git sha>     GPU0 mini preset, GPU1 mini at the earlier difficulty (the calibration
 #                                              run); GPUs 2-3: distillation on one
 #                                              GPU vs two (torchrun), with Llamba-1B bf16-state throughput on GPU 3
