@@ -182,8 +182,8 @@ def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict
         if not todo: continue
         fitted, step_s, dec = None, None, None
         for total in sorted({p + n for p, n in todo}, reverse=True):           # the longest generation that fits
-            engine.clear(); _free(device)
-            if not cache_fits(engine, batch, total): continue
+            engine.clear()
+            if not cache_fits(engine, batch, total): continue    # (frees memory first, and after)
             try:
                 step_s, dec = time_decode_buckets(engine, batch, total, repeats)
                 fitted = total
