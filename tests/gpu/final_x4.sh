@@ -4,9 +4,10 @@
 #                                              (the calibration run), about 460 s each; GPUs 2-3: the distillation on one
 #                                              GPU, then on two (torchrun), 240 s each, with Llamba-1B bf16-state
 #                                              throughput and mamba-ssm's generate on GPU 3 meanwhile
-#   KL_STEPS=300 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S seconds,
+#   KL_STEPS=300 CKPT_EVERY=150 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S s,
 #                                              packed every minute (give the device call S + 90 s: setup and the
-#                                              CPU-built teacher take about 50 s, and packing comes after)
+#                                              CPU-built teacher take about 50 s, and packing comes after; each checkpoint
+#                                              of the 1B student with its AdamW state takes 35-45 s to write, hence CKPT_EVERY)
 # (a phase 2, resuming phase 1's runs on the same warm machine, was dropped: a second call never found the machine.)
 # The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
 phase=$1; sha=$2; budget=${3:-420}
@@ -15,13 +16,16 @@ bash .devkit/device/setup.sh >/dev/null 2>&1
 W=$PWD/runs/gpu; mkdir -p $W
 export PYTHONPATH=$PWD THINKFAST_GIT_COMMIT=$sha PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True TRITON_CACHE_AUTOTUNING=1
 export TRITON_CACHE_DIR=$W/triton TORCHINDUCTOR_CACHE_DIR=$W/inductor
-pack() { tar czf $OUT/.$1.tgz --exclude='*.pt' --exclude='*.safetensors' --exclude='*.bin' -C $W $1 2>/dev/null && mv $OUT/.$1.tgz $OUT/$1.tgz; }
+# only files under 2 MB travel back (metrics, logs, results; not checkpoints, temporaries or the data cache: the device
+# returns files of at most 16 MiB, and a 1-GPU pack with a stray large file once never came back)
+pack() { [ -d $W/$1 ] || return 0; (cd $W && find $1 -type f -size -2M ! -name '*.pt' ! -name '*.tmp*' > $W/.$1.list &&
+         tar czf $OUT/.$1.tgz -T $W/.$1.list 2>/dev/null && mv $OUT/.$1.tgz $OUT/$1.tgz); }
 run_mini() { gpu=$1; name=$2; t=$3; shift 3; T0=$(date +%s); mkdir -p $W/$name
   CUDA_VISIBLE_DEVICES=$gpu THINKFAST_REFERENCE=ssd_scan timeout $t python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" \
     > $W/$name/run.phase$phase.log 2>&1
   echo "phase $phase $name rc $? $(( $(date +%s)-T0 ))s" | tee -a $W/$name/calls.txt >> $OUT/rc.txt; pack $name; }
 D="--teacher $W/t1b --mixer llamba --stages matrix hidden kl --steps matrix=5 hidden=10 kl=${KL_STEPS:-200} --data gsm8k:.devkit/data/gsm8k/train.jsonl
-   --limit 4000 --bf16 --seq-len 1024 --micro-batch 4 --checkpoint-every 25"
+   --limit 4000 --bf16 --seq-len 1024 --micro-batch 4 --checkpoint-every ${CKPT_EVERY:-25}"
 d1() { T0=$(date +%s); mkdir -p $W/d1gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m thinkfast.cli distill $D --grad-accum 2 \
          --out $W/d1gpu >> $W/d1gpu/run.log 2>&1; echo "phase $phase d1gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d1gpu; }
 d2() { T0=$(date +%s); mkdir -p $W/d2gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m torch.distributed.run --nproc_per_node 2 \
@@ -44,4 +48,5 @@ elif [ $phase = 3 ]; then      # the 1- and 2-GPU distillations side by side, lo
   wait $A $C; kill $P 2>/dev/null
 fi
 wait
+(cd $W && du -ak d1gpu d2gpu 2>/dev/null | sort -n | tail -8) > $OUT/du.txt
 cat $OUT/rc.txt
