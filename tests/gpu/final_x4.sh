@@ -7,7 +7,8 @@
 #   KL_STEPS=300 CKPT_EVERY=150 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S s,
 #                                              packed every minute (give the device call S + 90 s: setup and the
 #                                              CPU-built teacher take about 50 s, and packing comes after; each checkpoint
-#                                              of the 1B student with its AdamW state takes 35-45 s to write, hence CKPT_EVERY)
+#                                              of the 1B student with its AdamW state takes 35-45 s to write, hence CKPT_EVERY;
+#                                              REPEAT=1 adds a second 1-GPU run on GPU 3, the same settings again)
 # (a phase 2, resuming phase 1's runs on the same warm machine, was dropped: a second call never found the machine.)
 # The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
 phase=$1; sha=$2; budget=${3:-420}
@@ -26,8 +27,8 @@ run_mini() { gpu=$1; name=$2; t=$3; shift 3; T0=$(date +%s); mkdir -p $W/$name
   echo "phase $phase $name rc $? $(( $(date +%s)-T0 ))s" | tee -a $W/$name/calls.txt >> $OUT/rc.txt; pack $name; }
 D="--teacher $W/t1b --mixer llamba --stages matrix hidden kl --steps matrix=5 hidden=10 kl=${KL_STEPS:-200} --data gsm8k:.devkit/data/gsm8k/train.jsonl
    --limit 4000 --bf16 --seq-len 1024 --micro-batch 4 --checkpoint-every ${CKPT_EVERY:-25}"
-d1() { T0=$(date +%s); mkdir -p $W/d1gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m thinkfast.cli distill $D --grad-accum 2 \
-         --out $W/d1gpu >> $W/d1gpu/run.log 2>&1; echo "phase $phase d1gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d1gpu; }
+d1() { n=${3:-d1gpu}; T0=$(date +%s); mkdir -p $W/$n; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m thinkfast.cli distill $D \
+         --grad-accum 2 --out $W/$n >> $W/$n/run.log 2>&1; echo "phase $phase $n rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack $n; }
 d2() { T0=$(date +%s); mkdir -p $W/d2gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m torch.distributed.run --nproc_per_node 2 \
          -m thinkfast.cli distill $D --grad-accum 1 --out $W/d2gpu >> $W/d2gpu/run.log 2>&1; echo "phase $phase d2gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d2gpu; }
 if [ $phase = 1 ]; then
@@ -43,10 +44,11 @@ if [ $phase = 1 ]; then
   d1 2 240; wait $B; d2 2,3 240
 elif [ $phase = 3 ]; then      # the 1- and 2-GPU distillations side by side, longer
   python3 tests/gpu/make_teacher.py $W/t1b > $W/t1b.log 2>&1 || { cat $W/t1b.log; }
-  (while sleep 60; do pack d1gpu; pack d2gpu; done) & P=$!     # what has finished comes back even if the call is cut
+  (while sleep 60; do pack d1gpu; pack d2gpu; pack d1gpu-b; done) & P=$!  # what has finished comes back if the call is cut
   d1 0 $budget & A=$!; d2 1,2 $budget & C=$!
-  wait $A $C; kill $P 2>/dev/null
+  if [ -n "$REPEAT" ]; then d1 3 $budget d1gpu-b & E=$!; fi   # a second 1-GPU run: the run-to-run spread of the same settings
+  wait $A $C $E; kill $P 2>/dev/null
 fi
 wait
-(cd $W && du -ak d1gpu d2gpu 2>/dev/null | sort -n | tail -8) > $OUT/du.txt
+(cd $W && du -ak d1gpu d2gpu d1gpu-b 2>/dev/null | sort -n | tail -8) > $OUT/du.txt
 cat $OUT/rc.txt
