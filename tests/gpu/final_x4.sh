@@ -9,7 +9,8 @@
 #                                              CPU-built teacher take about 50 s, and packing comes after; each checkpoint
 #                                              of the 1B student with its AdamW state takes 35-45 s to write, hence CKPT_EVERY;
 #                                              REPEAT=1 adds a second 1-GPU run on GPU 3, the same settings again)
-#                                              results/distill_1v2/ holds two phase-3 calls (see its README)
+#                                              results/distill_1v2/ holds two phase-3 calls (see its README); with REPEAT=1
+#                                              give S = 510 (a 600 s call): at 450 s the 1-GPU runs lost their last checkpoint
 # (a phase 2, resuming phase 1's runs on the same warm machine, was dropped: a second call never found the machine.)
 # The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
 phase=$1; sha=$2; budget=${3:-420}
