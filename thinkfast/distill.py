@@ -12,7 +12,9 @@ import math
 import os
 import random
 import shutil
+import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from .students import ThinkfastForCausalLM
 # %% auto #0
 __all__ = ['STAGES', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'pack', 'packed_dataset', 'masked_ce',
            'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss', 'hidden_loss', 'kl_loss', 'Stage',
-           'latest_checkpoint', 'save_checkpoint', 'train_stage', 'distill', 'loss_figure']
+           'latest_checkpoint', 'CheckpointWriter', 'save_checkpoint', 'train_stage', 'distill', 'loss_figure']
 
 # %% ../nbs/05_distill.ipynb #70ce28ae
 def gsm8k_to_boxed(solution: str) -> str:
@@ -286,17 +288,60 @@ def latest_checkpoint(stage_dir) -> Path | None:
     return None
 
 
-def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: Stage):
-    "Write the checkpoint atomically (a temporary folder renamed into place)."
+def _host_copy(obj):
+    "`obj` with every tensor copied to host memory, so the live tensors can go on training while the copy is written."
+    if isinstance(obj, torch.Tensor): return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict): return {k: _host_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list): return [_host_copy(v) for v in obj]
+    return obj                               # numbers, strings, None (optimizer param groups) are not changed in place
+
+
+def _write_checkpoint(stage_dir, state: dict):
+    "Write `state` to `stage_dir/checkpoint/state.pt` atomically: a temporary folder renamed into place."
+    d = Path(stage_dir); tmp, cur, old = d / ".checkpoint.tmp", d / "checkpoint", d / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    torch.save(state, tmp / "state.pt")
+    if cur.exists():
+        shutil.rmtree(old, ignore_errors=True); os.replace(cur, old)
+    os.replace(tmp, cur); shutil.rmtree(old, ignore_errors=True)
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, one at a time, so training waits for the copy of its state into
+    host memory but not for the disk. `wait()` blocks until the write in flight is on disk and raises its error
+    (`check=False`: warns instead). The thread is not a daemon: an exiting process finishes the write first."""
+    def __init__(self): self._thread, self._error = None, None
+
+    def _run(self, fn):
+        try: fn()
+        except BaseException as e: self._error = e
+
+    def submit(self, fn):
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="thinkfast-checkpoint")
+        self._thread.start()
+
+    def wait(self, check: bool = True):
+        if self._thread is not None: self._thread.join(); self._thread = None
+        if self._error is None: return
+        e, self._error = self._error, None
+        msg = f"writing a checkpoint failed ({type(e).__name__}: {e}); the previous checkpoint, if any, is intact"
+        if not check: warnings.warn(msg); return
+        raise RuntimeError(msg) from e
+
+
+def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: Stage, writer: CheckpointWriter | None = None):
+    """Write the checkpoint (student, optimizer, step, RNG states, stage) atomically; with a `writer`, copy it to host
+    memory and write it on the writer's thread (any earlier write is finished first: one copy in memory at a time)."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        d = Path(stage_dir); tmp, cur, old = d / ".checkpoint.tmp", d / "checkpoint", d / "checkpoint.old"
-        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-        torch.save(dict(model=accelerator.unwrap_model(model).student.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                        rng=_rng_state(), stage=asdict(stage)), tmp / "state.pt")
-        if cur.exists():
-            shutil.rmtree(old, ignore_errors=True); os.replace(cur, old)
-        os.replace(tmp, cur); shutil.rmtree(old, ignore_errors=True)
+        if writer is not None: writer.wait()
+        state = dict(model=accelerator.unwrap_model(model).student.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                     rng=_rng_state(), stage=asdict(stage))
+        if writer is None: _write_checkpoint(stage_dir, state)
+        else:
+            state.update(model=_host_copy(state["model"]), optimizer=_host_copy(state["optimizer"]))
+            writer.submit(lambda: _write_checkpoint(stage_dir, state))
     accelerator.wait_for_everyone()
 
 
@@ -360,38 +405,44 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     from tqdm.auto import tqdm
     bar = tqdm(total=stage.steps, initial=start, desc=stage.name, disable=not (progress and acc.is_main_process))
     model.train()
-    for step in range(start, stage.steps):
-        t0 = time.perf_counter()
-        for g in opt.param_groups: g["lr"] = stage.lr_at(step)
-        total, tokens = 0.0, 0
-        for a in range(stage.grad_accum):
-            batch = _micro_batch(data, (step * stage.grad_accum + a) * world + rank, stage.micro_batch, stage.seed, acc.device)
-            if fail_at is not None and step == fail_at: raise RuntimeError(f"simulated failure at step {step}")
-            sync = a == stage.grad_accum - 1
-            with (acc.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()), acc.autocast():
-                loss = model(batch)
-                if not torch.isfinite(loss):
-                    last = latest_checkpoint(d)
-                    raise FloatingPointError(f"stage {stage.name!r}: loss is {loss.item()} at step {step} (micro-batch {a}); "
-                                             f"stopped. The last good checkpoint is {last or 'none (none written yet)'}")
-                acc.backward(loss / stage.grad_accum)
-            total += loss.item() / stage.grad_accum; tokens += int(batch["input_ids"].numel())
-        gn = acc.clip_grad_norm_(params, stage.clip) if stage.clip else None
-        opt.step(); opt.zero_grad(set_to_none=True)
-        loss_all = acc.reduce(torch.tensor(total, device=acc.device), "mean").item()
-        dt = time.perf_counter() - t0
-        m = dict(stage=stage.name, step=step, loss=loss_all, lr=stage.lr_at(step), tokens=tokens * world,
-                 tokens_per_s=tokens * world / dt, grad_norm=None if gn is None else float(gn))
-        kept.append(m)
-        if acc.is_main_process:
-            with metrics_path.open("a") as f: f.write(json.dumps(m) + "\n")
-        bar.update(1); bar.set_postfix(loss=f"{loss_all:.4g}", tok_s=f"{m['tokens_per_s']:.0f}")
-        if (step + 1) % stage.checkpoint_every == 0 or step + 1 == stage.steps:
-            save_checkpoint(acc, model, opt, d, step + 1, stage)
+    writer = CheckpointWriter()
+    try:
+        for step in range(start, stage.steps):
+            t0 = time.perf_counter()
+            for g in opt.param_groups: g["lr"] = stage.lr_at(step)
+            total, tokens = 0.0, 0
+            for a in range(stage.grad_accum):
+                batch = _micro_batch(data, (step * stage.grad_accum + a) * world + rank, stage.micro_batch, stage.seed, acc.device)
+                if fail_at is not None and step == fail_at: raise RuntimeError(f"simulated failure at step {step}")
+                sync = a == stage.grad_accum - 1
+                with (acc.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()), acc.autocast():
+                    loss = model(batch)
+                    if not torch.isfinite(loss):
+                        writer.wait(check=False); last = latest_checkpoint(d)
+                        raise FloatingPointError(f"stage {stage.name!r}: loss is {loss.item()} at step {step} (micro-batch {a}); "
+                                                 f"stopped. The last good checkpoint is {last or 'none (none written yet)'}")
+                    acc.backward(loss / stage.grad_accum)
+                total += loss.item() / stage.grad_accum; tokens += int(batch["input_ids"].numel())
+            gn = acc.clip_grad_norm_(params, stage.clip) if stage.clip else None
+            opt.step(); opt.zero_grad(set_to_none=True)
+            loss_all = acc.reduce(torch.tensor(total, device=acc.device), "mean").item()
+            dt = time.perf_counter() - t0
+            m = dict(stage=stage.name, step=step, loss=loss_all, lr=stage.lr_at(step), tokens=tokens * world,
+                     tokens_per_s=tokens * world / dt, grad_norm=None if gn is None else float(gn))
+            kept.append(m)
+            if acc.is_main_process:
+                with metrics_path.open("a") as f: f.write(json.dumps(m) + "\n")
+            bar.update(1); bar.set_postfix(loss=f"{loss_all:.4g}", tok_s=f"{m['tokens_per_s']:.0f}")
+            if (step + 1) % stage.checkpoint_every == 0 or step + 1 == stage.steps:
+                save_checkpoint(acc, model, opt, d, step + 1, stage, writer)
+    except BaseException:
+        writer.wait(check=False)               # a checkpoint taken before the failure reaches the disk first
+        raise
     bar.close()
     for p in student.parameters(): p.requires_grad_(True)
     if acc.is_main_process:
         tmp = d / ".final.tmp"; torch.save(student.state_dict(), tmp); os.replace(tmp, d / "final.pt")
+    writer.wait()
     acc.wait_for_everyone()
     acc.free_memory()          # drop the accelerator's hold on this stage's wrapper and optimizer state (GBs at 1B)
     return kept
