@@ -433,7 +433,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
             if acc.is_main_process:
                 with metrics_path.open("a") as f: f.write(json.dumps(m) + "\n")
             bar.update(1); bar.set_postfix(loss=f"{loss_all:.4g}", tok_s=f"{m['tokens_per_s']:.0f}")
-            if (step + 1) % stage.checkpoint_every == 0 or step + 1 == stage.steps:
+            if (step + 1) % stage.checkpoint_every == 0 and step + 1 < stage.steps:   # the last step ends in final.pt
                 save_checkpoint(acc, model, opt, d, step + 1, stage, writer)
     except BaseException:
         writer.wait(check=False)               # a checkpoint taken before the failure reaches the disk first
@@ -442,7 +442,9 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     for p in student.parameters(): p.requires_grad_(True)
     if acc.is_main_process:
         tmp = d / ".final.tmp"; torch.save(student.state_dict(), tmp); os.replace(tmp, d / "final.pt")
-    writer.wait()
+        writer.wait()
+        for name in ("checkpoint", "checkpoint.old", ".checkpoint.tmp"):   # a finished stage reads final.pt only
+            shutil.rmtree(d / name, ignore_errors=True)
     acc.wait_for_everyone()
     acc.free_memory()          # drop the accelerator's hold on this stage's wrapper and optimizer state (GBs at 1B)
     return kept
