@@ -1,5 +1,5 @@
-"""Distillation on two processes (DDP over gloo, CPU) equals one process accumulating the same two micro-batches, in
-every stage (matrix, hidden, kl).
+"""Distillation on two processes (DDP over gloo, CPU; and with the student sharded by FSDP) equals one process
+accumulating the same two micro-batches, in every stage (matrix, hidden, kl); a sharded run resumes exactly.
 
 Two processes with one micro-batch each see, at every step, exactly the micro-batches one process sees with
 grad_accum=2 (micro-batch k = (step * grad_accum + a) * world + rank), so their loss curves must agree up to the
@@ -34,8 +34,40 @@ def test_two_processes_match_one_with_accumulation(tmp_path):
     two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "thinkfast.cli", *common,
                "--out", "two", "--grad-accum", "1"])
     assert two.returncode == 0, two.stderr[-3000:]
+    fsdp = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "thinkfast.cli", *common,
+                "--out", "fsdp", "--grad-accum", "1", "--fsdp"])
+    assert fsdp.returncode == 0, fsdp.stderr[-3000:]
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["processes"] == 2
+    assert json.loads((tmp_path / "fsdp" / "metrics.json").read_text())["fsdp"] is True
     for stage, steps in (("matrix", 3), ("hidden", 3), ("kl", 5)):     # matrix and hidden reach into the student's layers
-        losses = {d: [json.loads(l)["loss"] for l in (tmp_path / d / stage / "metrics.jsonl").read_text().splitlines()] for d in ("one", "two")}
+        losses = {d: [json.loads(l)["loss"] for l in (tmp_path / d / stage / "metrics.jsonl").read_text().splitlines()]
+                  for d in ("one", "two", "fsdp")}
         assert len(losses["one"]) == steps
         assert losses["one"] == pytest.approx(losses["two"], rel=1e-5), (stage, losses)
+        assert losses["one"] == pytest.approx(losses["fsdp"], rel=1e-5), (stage, losses)
+    # the sharded run saves an ordinary (unsharded) student, with the weights the unsharded runs reach
+    from thinkfast.students import ThinkfastForCausalLM
+    a, b = (ThinkfastForCausalLM.from_pretrained(tmp_path / d / "student").state_dict() for d in ("two", "fsdp"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+
+
+@pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found")
+def test_sharded_run_resumes_exactly(tmp_path):
+    "A sharded (FSDP) run stopped at step 3 and started again gives the uninterrupted run's losses and weights exactly."
+    script = Path(__file__).with_name("fsdp_stage.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(script.parents[1])}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
+                                     *map(str, a)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    full = run(tmp_path / "full", DATA)
+    assert full.returncode == 0, full.stderr[-3000:]
+    cut = run(tmp_path / "cut", DATA, 3)
+    assert cut.returncode != 0 and "simulated failure at step 3" in cut.stderr, cut.stderr[-3000:]
+    ck = torch.load(tmp_path / "cut" / "kl" / "checkpoint" / "state.pt", weights_only=False)
+    assert ck["step"] == 2 and ck["sharded"] is True
+    assert ck["optimizer"]["state"] and all(isinstance(k, str) for k in ck["optimizer"]["state"])  # gathered, keyed by name
+    again = run(tmp_path / "cut", DATA)
+    assert again.returncode == 0, again.stderr[-3000:]
+    losses = {d: [json.loads(l)["loss"] for l in (tmp_path / d / "kl" / "metrics.jsonl").read_text().splitlines()] for d in ("full", "cut")}
+    assert len(losses["full"]) == 6 and losses["full"] == losses["cut"], losses
+    a, b = (torch.load(tmp_path / d / "kl" / "final.pt") for d in ("full", "cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -175,10 +175,11 @@ def load_pairs(data: str, limit: int) -> tuple:
 
 def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="llamba", attn_layers=(), stages=("matrix", "hidden", "kl"),
                     steps=None, lr=None, seq_len=2048, micro_batch=1, grad_accum=1, limit=10000, bf16=False,
-                    gradient_checkpointing=False, checkpoint_every=50, seed=0, progress=True) -> dict:
+                    gradient_checkpointing=False, checkpoint_every=50, seed=0, progress=True, fsdp=False) -> dict:
     """Distil a Llama teacher (path or hub name, with its tokenizer) into a student: `mixer` everywhere but
     `attn_layers`, through `stages` (names of `thinkfast.distill.STAGES`; `steps` / `lr` {stage: value} override),
-    writing `out/` (cache, one folder per stage, `student/`, `metrics.json`, `loss.png`). Resumable: run it again."""
+    writing `out/` (cache, one folder per stage, `student/`, `metrics.json`, `loss.png`). Resumable: run it again.
+    Under torchrun: DDP, or the student sharded with `fsdp`."""
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from thinkfast import distill as D
@@ -208,11 +209,16 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
         if lr and s in lr: kw["lr"] = lr[s]
         plan.append(replace(st, **kw))
     t0 = time.perf_counter()
-    metrics = D.distill(student, t_model, data_, plan, out, acc, progress)
+    metrics = D.distill(student, t_model, data_, plan, out, acc, progress, fsdp=fsdp)
+    weights, _ = D.full_state(student)                # sharded: gathered to the main process
     if acc.is_main_process:
-        student.save_pretrained(out / "student"); tok.save_pretrained(out / "student")
+        if D.is_sharded(student):                     # save an unsharded copy
+            from thinkfast.students import ThinkfastForCausalLM
+            plain = ThinkfastForCausalLM(student.config); plain.load_state_dict(weights); plain.save_pretrained(out / "student")
+        else: student.save_pretrained(out / "student")
+        tok.save_pretrained(out / "student")
         rec = {"run": run_info(acc.device), "teacher": str(teacher), "mixer": mixer, "attn_layers": list(attn_layers),
-               "data": data, "data_stats": data_["stats"], "processes": acc.num_processes, "bf16": bf16,
+               "data": data, "data_stats": data_["stats"], "processes": acc.num_processes, "fsdp": fsdp, "bf16": bf16,
                "stages": [asdict(s) for s in plan], "wall_s_this_call": time.perf_counter() - t0,
                "final_loss": {k: v[-1]["loss"] for k, v in metrics.items() if v},
                "tokens_per_s_per_process": {k: sum(m["tokens_per_s"] for m in v) / len(v) / acc.num_processes for k, v in metrics.items() if v}}
@@ -295,6 +301,7 @@ def main(argv=None):
     c.add_argument("--checkpoint-every", type=int, default=50)
     c.add_argument("--bf16", action="store_true")
     c.add_argument("--gradient-checkpointing", action="store_true")
+    c.add_argument("--fsdp", action="store_true", help="under torchrun: shard the student across the processes (FSDP) instead of DDP")
     c.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("reproduce", help="the end-to-end reproduction (teacher -> students -> speed -> budgeted sampling -> figures)")
     c.add_argument("--preset", default="tiny", choices=["tiny", "mini", "paper"])
@@ -328,7 +335,7 @@ def main(argv=None):
         try:
             r = distill_command(a.teacher, a.out, a.data, a.mixer, a.attn_layers, a.stages, kv(a.steps, "steps", int),
                                 kv(a.lr, "lr", float), a.seq_len, a.micro_batch, a.grad_accum, a.limit, a.bf16,
-                                a.gradient_checkpointing, a.checkpoint_every, a.seed)
+                                a.gradient_checkpointing, a.checkpoint_every, a.seed, fsdp=a.fsdp)
         except ValueError as e: p.error(str(e))
         if r: print(json.dumps({k: v for k, v in r.items() if k not in ("run", "stages")}, indent=1))
         return 0

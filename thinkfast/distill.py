@@ -28,7 +28,8 @@ from .students import ThinkfastForCausalLM
 # %% auto #0
 __all__ = ['STAGES', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'pack', 'packed_dataset', 'masked_ce',
            'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss', 'hidden_loss', 'kl_loss', 'Stage',
-           'latest_checkpoint', 'CheckpointWriter', 'save_checkpoint', 'train_stage', 'distill', 'loss_figure']
+           'latest_checkpoint', 'CheckpointWriter', 'is_sharded', 'shard_student', 'full_state', 'load_full_state',
+           'save_checkpoint', 'train_stage', 'distill', 'loss_figure']
 
 # %% ../nbs/05_distill.ipynb #70ce28ae
 def gsm8k_to_boxed(solution: str) -> str:
@@ -164,9 +165,8 @@ def matrix_loss(student, teacher, batch) -> torch.Tensor:
     seq = batch["seq_idx"]
     valid = Attention._packed_mask(seq)                      # causal entries within one document
     def layer_loss(i, h):
-        t_layer, s_layer = teacher.model.layers[i], student.model.layers[i]
-        with torch.no_grad(): A = t_layer.mixer.mixing_matrix(t_layer.input_layernorm(h), rope, seq)
-        M = s_layer.mixer.mixing_matrix(s_layer.input_layernorm(h), rope, seq)
+        with torch.no_grad(): A = teacher.model.layers[i].mixing_matrix(h, rope, seq)
+        M = student.model.layers[i].mixing_matrix(h, rope, seq)     # through the layer: FSDP gathers its weights
         if M.shape != A.shape:
             raise ValueError(f"layer {i}: student matrix {tuple(M.shape)} vs teacher attention {tuple(A.shape)}: matrix "
                              f"orientation needs as many student heads as teacher query heads")
@@ -330,17 +330,63 @@ class CheckpointWriter:
         raise RuntimeError(msg) from e
 
 
+def is_sharded(module) -> bool:
+    "Whether `module` was sharded with FSDP (`fully_shard`)."
+    try: from torch.distributed.fsdp import FSDPModule
+    except ImportError: return False
+    return isinstance(module, FSDPModule)
+
+
+def shard_student(student):
+    """Shard the student across the processes with FSDP (PyTorch's `fully_shard`): each decoder layer is a unit (its
+    `mixing_matrix` gathers the weights like its forward), the embeddings, final norm and head are the root's.
+    In place, once: a sharded student is returned as it is. A forward through the root on one token makes it FSDP's
+    root before the matrix and hidden stages call single layers. Every process must call it."""
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+    if is_sharded(student): return student
+    for layer in student.model.layers:
+        fully_shard(layer); register_fsdp_forward_method(layer, "mixing_matrix")
+    fully_shard(student)
+    with torch.no_grad(): student(torch.zeros(1, 1, dtype=torch.long, device=next(student.parameters()).device))
+    student.reshard()          # the root keeps its weights gathered after a forward; the optimizer must see the shards
+    return student
+
+
+def full_state(student, optimizer=None) -> tuple:
+    """The student's and the optimizer's full state dicts. Sharded: gathered into the main process's host memory
+    (the other processes get empty dicts; every process must call it), the optimizer's keyed by parameter name."""
+    if not is_sharded(student): return student.state_dict(), None if optimizer is None else optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+    o = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(student, options=o), None if optimizer is None else get_optimizer_state_dict(student, optimizer, options=o)
+
+
+def load_full_state(student, model_state: dict, optimizer=None, optimizer_state: dict | None = None):
+    "Load full state dicts (as `full_state` gives them) into the student and optimizer, sharded or not."
+    if not is_sharded(student):
+        student.load_state_dict(model_state)
+        if optimizer is not None: optimizer.load_state_dict(optimizer_state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+    o = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(student, model_state, options=o)
+    if optimizer is not None: set_optimizer_state_dict(student, optimizer, optimizer_state, options=o)
+
+
 def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: Stage, writer: CheckpointWriter | None = None):
     """Write the checkpoint (student, optimizer, step, RNG states, stage) atomically; with a `writer`, copy it to host
-    memory and write it on the writer's thread (any earlier write is finished first: one copy in memory at a time)."""
+    memory and write it on the writer's thread (any earlier write is finished first: one copy in memory at a time).
+    A sharded student's state is gathered to the main process first."""
     accelerator.wait_for_everyone()
+    student = accelerator.unwrap_model(model).student
+    if writer is not None and accelerator.is_main_process: writer.wait()
+    model_state, optim_state = full_state(student, optimizer)
     if accelerator.is_main_process:
-        if writer is not None: writer.wait()
-        state = dict(model=accelerator.unwrap_model(model).student.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                     rng=_rng_state(), stage=asdict(stage))
+        sharded = is_sharded(student)
+        state = dict(model=model_state, optimizer=optim_state, step=step, rng=_rng_state(), stage=asdict(stage), sharded=sharded)
         if writer is None: _write_checkpoint(stage_dir, state)
         else:
-            state.update(model=_host_copy(state["model"]), optimizer=_host_copy(state["optimizer"]))
+            if not sharded: state.update(model=_host_copy(model_state), optimizer=_host_copy(optim_state))  # sharded: gathered copies
             writer.submit(lambda: _write_checkpoint(stage_dir, state))
     accelerator.wait_for_everyone()
 
@@ -368,34 +414,43 @@ class _StageLoss(torch.nn.Module):
 
 
 def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator=None, progress: bool = True,
-                fail_at: int | None = None) -> list:
+                fail_at: int | None = None, fsdp: bool = False) -> list:
     """Train `student` for one `stage` on packed `data`, writing `out_dir/<stage.name>/` (checkpoint, metrics.jsonl,
-    final.pt); resumes from its checkpoint if there is one. Returns the metrics of every step. (`fail_at`: raise
+    final.pt); resumes from its checkpoint if there is one. Returns the metrics of every step. Several processes:
+    DDP, or with `fsdp` the student sharded (`shard_student`; it stays sharded after the stage). (`fail_at`: raise
     at that step, for tests of resume.)"""
     from accelerate import Accelerator, DistributedType
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-        raise NotImplementedError(f"{acc.distributed_type}: checkpoints here gather the full state dict on the main process, "
-                                  f"which sharded training does not give; use DDP (torchrun or accelerate launch --multi_gpu)")
+        raise NotImplementedError(f"{acc.distributed_type}: accelerate's own sharding is not used here; launch with torchrun or "
+                                  f"`accelerate launch --multi_gpu` and pass fsdp=True (`thinkfast distill --fsdp`) to shard")
     d = Path(out_dir) / stage.name; d.mkdir(parents=True, exist_ok=True)
     if data["input_ids"].shape[0] < stage.micro_batch:
         raise ValueError(f"stage {stage.name!r}: {data['input_ids'].shape[0]} packed rows, fewer than micro_batch={stage.micro_batch}")
     if (d / "final.pt").exists():                                 # finished earlier: load its result and go on
-        student.load_state_dict(torch.load(d / "final.pt", map_location="cpu"))
+        load_full_state(student, torch.load(d / "final.pt", map_location="cpu"))
         return [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    if fsdp: shard_student(student.to(acc.device))
+    sharded = is_sharded(student)
+    if sharded: student.reshard()      # after any forward outside training the root holds gathered weights, not shards
     params = stage.parameters(student)
     opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
     start, ck = 0, latest_checkpoint(d)
     if ck is not None:
         st = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
-        student.load_state_dict(st["model"]); opt.load_state_dict(st["optimizer"]); _set_rng_state(st["rng"])
+        if st.get("sharded", False) != sharded:
+            raise ValueError(f"{ck}: written by a {'sharded' if st.get('sharded') else 'DDP or single-process'} run; resume it "
+                             f"with the same setting (fsdp={bool(st.get('sharded'))}), or remove the folder to start the stage again")
+        load_full_state(student, st["model"], opt, st["optimizer"]); _set_rng_state(st["rng"])
         start = st["step"]
-    handler = acc.ddp_handler
-    if stage.loss == "matrix":       # the mixing matrix leaves some mixer parameters (out_proj, D, norm) out of the loss
-        from accelerate import DistributedDataParallelKwargs
-        acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
-    try: model, opt = acc.prepare(_StageLoss(student, teacher, stage), opt)
-    finally: acc.ddp_handler = handler
+    if sharded: model = _StageLoss(student, teacher, stage)    # FSDP's hooks gather and reduce; no DDP wrapper
+    else:
+        handler = acc.ddp_handler
+        if stage.loss == "matrix":   # the mixing matrix leaves some mixer parameters (out_proj, D, norm) out of the loss
+            from accelerate import DistributedDataParallelKwargs
+            acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
+        try: model, opt = acc.prepare(_StageLoss(student, teacher, stage), opt)
+        finally: acc.ddp_handler = handler
     if teacher is not None: teacher.to(acc.device).eval().requires_grad_(False)
     metrics_path = d / "metrics.jsonl"
     kept = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()] if metrics_path.exists() else []
@@ -415,7 +470,8 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
                 batch = _micro_batch(data, (step * stage.grad_accum + a) * world + rank, stage.micro_batch, stage.seed, acc.device)
                 if fail_at is not None and step == fail_at: raise RuntimeError(f"simulated failure at step {step}")
                 sync = a == stage.grad_accum - 1
-                with (acc.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()), acc.autocast():
+                if sharded: student.set_requires_gradient_sync(sync)     # reduce-scatter after the last micro-batch only
+                with (acc.no_sync(model) if not sync and world > 1 and not sharded else contextlib.nullcontext()), acc.autocast():
                     loss = model(batch)
                     if not torch.isfinite(loss):
                         writer.wait(check=False); last = latest_checkpoint(d)
@@ -424,6 +480,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
                     acc.backward(loss / stage.grad_accum)
                 total += loss.item() / stage.grad_accum; tokens += int(batch["input_ids"].numel())
             gn = acc.clip_grad_norm_(params, stage.clip) if stage.clip else None
+            if hasattr(gn, "full_tensor"): gn = gn.full_tensor()        # sharded: the norm comes as a DTensor
             opt.step(); opt.zero_grad(set_to_none=True)
             loss_all = acc.reduce(torch.tensor(total, device=acc.device), "mean").item()
             dt = time.perf_counter() - t0
@@ -440,8 +497,9 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
         raise
     bar.close()
     for p in student.parameters(): p.requires_grad_(True)
+    final, _ = full_state(student)
     if acc.is_main_process:
-        tmp = d / ".final.tmp"; torch.save(student.state_dict(), tmp); os.replace(tmp, d / "final.pt")
+        tmp = d / ".final.tmp"; torch.save(final, tmp); os.replace(tmp, d / "final.pt")
         writer.wait()
         for name in ("checkpoint", "checkpoint.old", ".checkpoint.tmp"):   # a finished stage reads final.pt only
             shutil.rmtree(d / name, ignore_errors=True)
@@ -450,11 +508,11 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     return kept
 
 
-def distill(student, teacher, data: dict, stages: list, out_dir, accelerator=None, progress: bool = True) -> dict:
+def distill(student, teacher, data: dict, stages: list, out_dir, accelerator=None, progress: bool = True, fsdp: bool = False) -> dict:
     "Run `stages` in order (each resumable; finished ones are loaded, not rerun). Returns {stage name: metrics}."
     names = [s.name for s in stages]
     if len(set(names)) != len(names): raise ValueError(f"stage names must be unique, got {names}")
-    return {s.name: train_stage(student, teacher, data, s, out_dir, accelerator, progress) for s in stages}
+    return {s.name: train_stage(student, teacher, data, s, out_dir, accelerator, progress, fsdp=fsdp) for s in stages}
 
 
 def loss_figure(metrics: dict):

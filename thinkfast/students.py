@@ -96,6 +96,10 @@ class DecoderLayer(nn.Module):
         h = h + self.mixer.step(self.input_layernorm(h), rope, cache, pos, pad, kv_len)
         return h + self.mlp(self.post_attention_layernorm(h))
 
+    def mixing_matrix(self, h, rope, seq_idx=None):
+        "The mixer's materialised sequence-mixing matrix for the layer input `h` (MOHAWK's matrix orientation)."
+        return self.mixer.mixing_matrix(self.input_layernorm(h), rope, seq_idx)
+
 
 class ThinkfastPreTrainedModel(PreTrainedModel):
     config_class = ThinkfastConfig
