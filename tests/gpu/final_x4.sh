@@ -10,7 +10,8 @@
 #                                              of the 1B student with its AdamW state takes 35-45 s to write, hence CKPT_EVERY;
 #                                              REPEAT=1 adds a second 1-GPU run on GPU 3, the same settings again)
 #                                              results/distill_1v2/ holds two phase-3 calls (see its README); with REPEAT=1
-#                                              give S = 510 (a 600 s call): at 450 s the 1-GPU runs lost their last checkpoint
+#                                              give S = 510 (a 600 s call): at 450 s the 1-GPU runs lost their last checkpoint;
+#                                              FSDP=1: the 2-GPU run shards the student (--fsdp) instead of DDP, folder d2fsdp
 # (a phase 2, resuming phase 1's runs on the same warm machine, was dropped: a second call never found the machine.)
 # The GPU kit must sit in .devkit/device (a copy of ../shared/device) and GSM8K in .devkit/data/gsm8k.
 phase=$1; sha=$2; budget=${3:-420}
@@ -31,8 +32,9 @@ D="--teacher $W/t1b --mixer llamba --stages matrix hidden kl --steps matrix=5 hi
    --limit 4000 --bf16 --seq-len 1024 --micro-batch 4 --checkpoint-every ${CKPT_EVERY:-25}"
 d1() { n=${3:-d1gpu}; T0=$(date +%s); mkdir -p $W/$n; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m thinkfast.cli distill $D \
          --grad-accum 2 --out $W/$n >> $W/$n/run.log 2>&1; echo "phase $phase $n rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack $n; }
-d2() { T0=$(date +%s); mkdir -p $W/d2gpu; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m torch.distributed.run --nproc_per_node 2 \
-         -m thinkfast.cli distill $D --grad-accum 1 --out $W/d2gpu >> $W/d2gpu/run.log 2>&1; echo "phase $phase d2gpu rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack d2gpu; }
+d2() { n=${3:-d2gpu}; T0=$(date +%s); mkdir -p $W/$n; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m torch.distributed.run \
+         --nproc_per_node 2 -m thinkfast.cli distill $D --grad-accum 1 $4 --out $W/$n >> $W/$n/run.log 2>&1
+       echo "phase $phase $n rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack $n; }
 if [ $phase = 1 ]; then
   run_mini 0 mini 555 &
   run_mini 1 mini-calibration 555 --param min_steps=4 max_steps=8 max_start=200 max_delta=150 &
@@ -46,11 +48,13 @@ if [ $phase = 1 ]; then
   d1 2 240; wait $B; d2 2,3 240
 elif [ $phase = 3 ]; then      # the 1- and 2-GPU distillations side by side, longer
   python3 tests/gpu/make_teacher.py $W/t1b > $W/t1b.log 2>&1 || { cat $W/t1b.log; }
-  (while sleep 60; do pack d1gpu; pack d2gpu; pack d1gpu-b; done) & P=$!  # what has finished comes back if the call is cut
-  d1 0 $budget & A=$!; d2 1,2 $budget & C=$!
+  (while sleep 60; do pack d1gpu; pack d2gpu; pack d1gpu-b; pack d2fsdp; done) & P=$!  # what has finished comes back if the call is cut
+  d1 0 $budget & A=$!
+  if [ -n "$FSDP" ]; then d2 1,2 $budget d2fsdp --fsdp & C=$!   # the 2-GPU run with the student sharded instead of DDP
+  else d2 1,2 $budget & C=$!; fi
   if [ -n "$REPEAT" ]; then d1 3 $budget d1gpu-b & E=$!; fi   # a second 1-GPU run: the run-to-run spread of the same settings
   wait $A $C $E; kill $P 2>/dev/null
 fi
 wait
-(cd $W && du -ak d1gpu d2gpu d1gpu-b 2>/dev/null | sort -n | tail -8) > $OUT/du.txt
+(cd $W && du -ak d1gpu d2gpu d1gpu-b d2fsdp 2>/dev/null | sort -n | tail -8) > $OUT/du.txt
 cat $OUT/rc.txt
