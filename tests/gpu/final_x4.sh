@@ -6,8 +6,8 @@
 #                                              throughput and mamba-ssm's generate on GPU 3 meanwhile
 #   KL_STEPS=300 CKPT_EVERY=150 bash tests/gpu/final_x4.sh 3 <git sha> S   the 1- and 2-GPU distillations side by side for S s,
 #                                              packed every minute (give the device call S + 90 s: setup and the
-#                                              CPU-built teacher take about 50 s, and packing comes after; each checkpoint
-#                                              of the 1B student with its AdamW state takes 35-45 s to write, hence CKPT_EVERY;
+#                                              CPU-built teacher take about 50 s, and packing comes after; a checkpoint
+#                                              of the 1B student held training 24-37 s before the background writer: CKPT_EVERY;
 #                                              REPEAT=1 adds a second 1-GPU run on GPU 3, the same settings again)
 #                                              results/distill_1v2/ holds two phase-3 calls (see its README); with REPEAT=1
 #                                              give S = 510 (a 600 s call): at 450 s the 1-GPU runs lost their last checkpoint;
