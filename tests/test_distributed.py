@@ -51,23 +51,45 @@ def test_two_processes_match_one_with_accumulation(tmp_path):
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
 
 
+SCRIPT = Path(__file__).with_name("fsdp_stage.py")
+
+
+def _torchrun(tmp_path, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(SCRIPT.parents[1])}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT), *map(str, args)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found")
-def test_sharded_run_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("stage", ["kl", "matrix"])   # matrix: some trained mixer parameters never get a gradient
+def test_sharded_run_resumes_exactly(tmp_path, stage):
     "A sharded (FSDP) run stopped at step 3 and started again gives the uninterrupted run's losses and weights exactly."
-    script = Path(__file__).with_name("fsdp_stage.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(script.parents[1])}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
-                                     *map(str, a)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    full = run(tmp_path / "full", DATA)
+    full = _torchrun(tmp_path, tmp_path / "full", DATA, stage)
     assert full.returncode == 0, full.stderr[-3000:]
-    cut = run(tmp_path / "cut", DATA, 3)
+    cut = _torchrun(tmp_path, tmp_path / "cut", DATA, stage, 3)
     assert cut.returncode != 0 and "simulated failure at step 3" in cut.stderr, cut.stderr[-3000:]
-    ck = torch.load(tmp_path / "cut" / "kl" / "checkpoint" / "state.pt", weights_only=False)
+    ck = torch.load(tmp_path / "cut" / stage / "checkpoint" / "state.pt", weights_only=False)
     assert ck["step"] == 2 and ck["sharded"] is True
     assert ck["optimizer"]["state"] and all(isinstance(k, str) for k in ck["optimizer"]["state"])  # gathered, keyed by name
-    again = run(tmp_path / "cut", DATA)
+    again = _torchrun(tmp_path, tmp_path / "cut", DATA, stage)
     assert again.returncode == 0, again.stderr[-3000:]
-    losses = {d: [json.loads(l)["loss"] for l in (tmp_path / d / "kl" / "metrics.jsonl").read_text().splitlines()] for d in ("full", "cut")}
+    losses = {d: [json.loads(l)["loss"] for l in (tmp_path / d / stage / "metrics.jsonl").read_text().splitlines()] for d in ("full", "cut")}
     assert len(losses["full"]) == 6 and losses["full"] == losses["cut"], losses
-    a, b = (torch.load(tmp_path / d / "kl" / "final.pt") for d in ("full", "cut"))
+    a, b = (torch.load(tmp_path / d / stage / "final.pt") for d in ("full", "cut"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "cut" / stage / "checkpoint").exists()          # a finished stage keeps final.pt only
+
+
+@pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found")
+def test_sharded_background_checkpoint_holds_its_step(tmp_path):
+    "A sharded checkpoint whose write is held back while training goes on still holds its step's weights and AdamW state."
+    r = _torchrun(tmp_path, tmp_path / "gated", DATA, "gated")
+    assert r.returncode == 0 and "holds its step's state" in r.stdout, (r.stdout[-2000:], r.stderr[-3000:])
+
+
+def test_fsdp_needs_launched_processes(tmp_path):
+    "fsdp=True in a plain process (no torchrun) is refused with an error that says how to start it."
+    from thinkfast import distill as D
+    data = {"input_ids": torch.zeros(2, 8, dtype=torch.long)}
+    with pytest.raises(ValueError, match="torchrun"):
+        D.train_stage(None, None, data, D.Stage("kl"), tmp_path, fsdp=True)

@@ -288,11 +288,21 @@ def latest_checkpoint(stage_dir) -> Path | None:
     return None
 
 
-def _host_copy(obj):
-    "`obj` with every tensor copied to host memory, so the live tensors can go on training while the copy is written."
-    if isinstance(obj, torch.Tensor): return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict): return {k: _host_copy(v) for k, v in obj.items()}
-    if isinstance(obj, list): return [_host_copy(v) for v in obj]
+def _storage(t: torch.Tensor): return t.untyped_storage().data_ptr()
+
+
+def _host_copy(obj, only: set | None = None, memo: dict | None = None):
+    """`obj` with its tensors copied to host memory, so the live tensors can go on training while the copy is
+    written: every tensor, or with `only` those whose storage is in `only`. Views of one tensor (tied weights)
+    stay one copy."""
+    memo = {} if memo is None else memo
+    if isinstance(obj, torch.Tensor):
+        if only is not None and _storage(obj) not in only: return obj
+        key = (_storage(obj), obj.storage_offset(), tuple(obj.shape), obj.stride(), obj.dtype)
+        if key not in memo: memo[key] = obj.detach().to("cpu", copy=True)
+        return memo[key]
+    if isinstance(obj, dict): return {k: _host_copy(v, only, memo) for k, v in obj.items()}
+    if isinstance(obj, list): return [_host_copy(v, only, memo) for v in obj]
     return obj                               # numbers, strings, None (optimizer param groups) are not changed in place
 
 
@@ -309,7 +319,8 @@ def _write_checkpoint(stage_dir, state: dict):
 class CheckpointWriter:
     """Writes checkpoints on a background thread, one at a time, so training waits for the copy of its state into
     host memory but not for the disk. `wait()` blocks until the write in flight is on disk and raises its error
-    (`check=False`: warns instead). The thread is not a daemon: an exiting process finishes the write first."""
+    (`check=False`: warns instead); `finish()` blocks likewise and returns the error, or None. The thread is not a
+    daemon: an exiting process finishes the write first."""
     def __init__(self): self._thread, self._error = None, None
 
     def _run(self, fn):
@@ -321,13 +332,20 @@ class CheckpointWriter:
         self._thread = threading.Thread(target=self._run, args=(fn,), name="thinkfast-checkpoint")
         self._thread.start()
 
-    def wait(self, check: bool = True):
+    def finish(self) -> BaseException | None:
         if self._thread is not None: self._thread.join(); self._thread = None
-        if self._error is None: return
         e, self._error = self._error, None
-        msg = f"writing a checkpoint failed ({type(e).__name__}: {e}); the previous checkpoint, if any, is intact"
-        if not check: warnings.warn(msg); return
-        raise RuntimeError(msg) from e
+        return e
+
+    @staticmethod
+    def message(e: BaseException) -> str:
+        return f"writing a checkpoint failed ({type(e).__name__}: {e}); the previous checkpoint, if any, is intact"
+
+    def wait(self, check: bool = True):
+        e = self.finish()
+        if e is None: return
+        if not check: warnings.warn(self.message(e)); return
+        raise RuntimeError(self.message(e)) from e
 
 
 def is_sharded(module) -> bool:
@@ -340,25 +358,39 @@ def is_sharded(module) -> bool:
 def shard_student(student):
     """Shard the student across the processes with FSDP (PyTorch's `fully_shard`): each decoder layer is a unit (its
     `mixing_matrix` gathers the weights like its forward), the embeddings, final norm and head are the root's.
-    In place, once: a sharded student is returned as it is. A forward through the root on one token makes it FSDP's
+    In place, once: a sharded student is returned as it is. A forward through the root on 16 tokens makes it FSDP's
     root before the matrix and hidden stages call single layers. Every process must call it."""
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
     if is_sharded(student): return student
     for layer in student.model.layers:
         fully_shard(layer); register_fsdp_forward_method(layer, "mixing_matrix")
     fully_shard(student)
-    with torch.no_grad(): student(torch.zeros(1, 1, dtype=torch.long, device=next(student.parameters()).device))
+    with torch.no_grad(): student(torch.zeros(1, 16, dtype=torch.long, device=next(student.parameters()).device))
     student.reshard()          # the root keeps its weights gathered after a forward; the optimizer must see the shards
     return student
 
 
 def full_state(student, optimizer=None) -> tuple:
     """The student's and the optimizer's full state dicts. Sharded: gathered into the main process's host memory
-    (the other processes get empty dicts; every process must call it), the optimizer's keyed by parameter name."""
+    (the other processes get empty dicts; every process must call it), the optimizer's keyed by parameter name,
+    tied weights one tensor again."""
     if not is_sharded(student): return student.state_dict(), None if optimizer is None else optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
     o = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_model_state_dict(student, options=o), None if optimizer is None else get_optimizer_state_dict(student, optimizer, options=o)
+    model_state = get_model_state_dict(student, options=o)
+    names = {}
+    for n, p in student.named_parameters(remove_duplicate=False): names.setdefault(id(p), []).append(n)
+    for group in names.values():
+        for n in group[1:]:
+            if group[0] in model_state and n in model_state: model_state[n] = model_state[group[0]]
+    return model_state, None if optimizer is None else get_optimizer_state_dict(student, optimizer, options=o)
+
+
+def _live_storages(student, optimizer) -> set:
+    "Storages of the process's own parameters and optimizer state (DTensors: their local shards)."
+    local = lambda t: t.to_local() if hasattr(t, "to_local") else t
+    ts = [local(p) for p in student.parameters()] + [local(v) for st in optimizer.state.values() for v in st.values() if torch.is_tensor(v)]
+    return {_storage(t) for t in ts}
 
 
 def load_full_state(student, model_state: dict, optimizer=None, optimizer_state: dict | None = None):
@@ -370,7 +402,15 @@ def load_full_state(student, model_state: dict, optimizer=None, optimizer_state:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
     o = StateDictOptions(full_state_dict=True)
     set_model_state_dict(student, model_state, options=o)
-    if optimizer is not None: set_optimizer_state_dict(student, optimizer, optimizer_state, options=o)
+    if optimizer is None: return
+    # parameters that never had a gradient (the matrix loss leaves out D, out_proj and the mixer's norm) have no AdamW
+    # state in the checkpoint; loading would ask for it, so they sit out of the optimizer's view while it loads
+    names = {id(p): n for n, p in student.named_parameters()}
+    stateless = [p for g in optimizer.param_groups for p in g["params"] if names.get(id(p)) not in optimizer_state["state"]]
+    for p in stateless: p.requires_grad_(False)
+    try: set_optimizer_state_dict(student, optimizer, optimizer_state, options=o)
+    finally:
+        for p in stateless: p.requires_grad_(True)
 
 
 def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: Stage, writer: CheckpointWriter | None = None):
@@ -379,16 +419,23 @@ def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: 
     A sharded student's state is gathered to the main process first."""
     accelerator.wait_for_everyone()
     student = accelerator.unwrap_model(model).student
-    if writer is not None and accelerator.is_main_process: writer.wait()
+    failed = writer.finish() if writer is not None and accelerator.is_main_process else None   # the last write first
+    flag = torch.tensor(float(failed is not None), device=accelerator.device)
+    if accelerator.num_processes > 1: flag = accelerator.reduce(flag, "sum")      # every process stops, not only the main
+    if flag.item(): raise RuntimeError(CheckpointWriter.message(failed) if failed else "writing a checkpoint failed on the main process") from failed
     model_state, optim_state = full_state(student, optimizer)
     if accelerator.is_main_process:
         sharded = is_sharded(student)
         state = dict(model=model_state, optimizer=optim_state, step=step, rng=_rng_state(), stage=asdict(stage), sharded=sharded)
         if writer is None: _write_checkpoint(stage_dir, state)
-        else:
-            if not sharded: state.update(model=_host_copy(model_state), optimizer=_host_copy(optim_state))  # sharded: gathered copies
+        else:   # sharded: gathered copies already, except what the gather passes through (AdamW's step counts, one process)
+            state = _host_copy(state, only=_live_storages(student, optimizer) if sharded else None)
             writer.submit(lambda: _write_checkpoint(stage_dir, state))
     accelerator.wait_for_everyone()
+
+
+def _remove_checkpoints(stage_dir):
+    for name in ("checkpoint", "checkpoint.old", ".checkpoint.tmp"): shutil.rmtree(Path(stage_dir) / name, ignore_errors=True)
 
 
 def _micro_batch(data: dict, k: int, size: int, seed: int, device) -> dict:
@@ -424,11 +471,17 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise NotImplementedError(f"{acc.distributed_type}: accelerate's own sharding is not used here; launch with torchrun or "
                                   f"`accelerate launch --multi_gpu` and pass fsdp=True (`thinkfast distill --fsdp`) to shard")
+    if fsdp and not torch.distributed.is_initialized():
+        raise ValueError("fsdp=True shards across processes: start them with torchrun or `accelerate launch --multi_gpu` "
+                         "(torch.distributed is not initialised here)")
+    if fsdp and acc.mixed_precision == "fp16":
+        raise ValueError("fsdp=True with fp16: the sharded path has no gradient scaler; use bf16 (or DDP for fp16)")
     d = Path(out_dir) / stage.name; d.mkdir(parents=True, exist_ok=True)
     if data["input_ids"].shape[0] < stage.micro_batch:
         raise ValueError(f"stage {stage.name!r}: {data['input_ids'].shape[0]} packed rows, fewer than micro_batch={stage.micro_batch}")
     if (d / "final.pt").exists():                                 # finished earlier: load its result and go on
-        load_full_state(student, torch.load(d / "final.pt", map_location="cpu"))
+        load_full_state(student, torch.load(d / "final.pt", map_location="cpu", mmap=True))
+        if acc.is_main_process: _remove_checkpoints(d)             # left by a kill just after final.pt landed
         return [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
     if fsdp: shard_student(student.to(acc.device))
     sharded = is_sharded(student)
@@ -437,7 +490,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
     start, ck = 0, latest_checkpoint(d)
     if ck is not None:
-        st = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
+        st = torch.load(ck / "state.pt", map_location="cpu", weights_only=False, mmap=True)   # mapped: W processes, one copy
         if st.get("sharded", False) != sharded:
             raise ValueError(f"{ck}: written by a {'sharded' if st.get('sharded') else 'DDP or single-process'} run; resume it "
                              f"with the same setting (fsdp={bool(st.get('sharded'))}), or remove the folder to start the stage again")
@@ -500,9 +553,8 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     final, _ = full_state(student)
     if acc.is_main_process:
         tmp = d / ".final.tmp"; torch.save(final, tmp); os.replace(tmp, d / "final.pt")
-        writer.wait()
-        for name in ("checkpoint", "checkpoint.old", ".checkpoint.tmp"):   # a finished stage reads final.pt only
-            shutil.rmtree(d / name, ignore_errors=True)
+        writer.wait(check=False)           # final.pt supersedes any checkpoint, written or failed
+        _remove_checkpoints(d)             # a finished stage reads final.pt only
     acc.wait_for_everyone()
     acc.free_memory()          # drop the accelerator's hold on this stage's wrapper and optimizer state (GBs at 1B)
     return kept
