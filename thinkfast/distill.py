@@ -406,11 +406,11 @@ def load_full_state(student, model_state: dict, optimizer=None, optimizer_state:
     # parameters that never had a gradient (the matrix loss leaves out D, out_proj and the mixer's norm) have no AdamW
     # state in the checkpoint; loading would ask for it, so they sit out of the optimizer's view while it loads
     names = {id(p): n for n, p in student.named_parameters()}
-    stateless = [p for g in optimizer.param_groups for p in g["params"] if names.get(id(p)) not in optimizer_state["state"]]
-    for p in stateless: p.requires_grad_(False)
+    stateless = [(p, p.requires_grad) for g in optimizer.param_groups for p in g["params"] if names.get(id(p)) not in optimizer_state["state"]]
+    for p, _ in stateless: p.requires_grad_(False)
     try: set_optimizer_state_dict(student, optimizer, optimizer_state, options=o)
     finally:
-        for p in stateless: p.requires_grad_(True)
+        for p, flag in stateless: p.requires_grad_(flag)
 
 
 def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: Stage, writer: CheckpointWriter | None = None):
@@ -424,14 +424,19 @@ def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: 
     if accelerator.num_processes > 1: flag = accelerator.reduce(flag, "sum")      # every process stops, not only the main
     if flag.item(): raise RuntimeError(CheckpointWriter.message(failed) if failed else "writing a checkpoint failed on the main process") from failed
     model_state, optim_state = full_state(student, optimizer)
+    failed = None
     if accelerator.is_main_process:
-        sharded = is_sharded(student)
-        state = dict(model=model_state, optimizer=optim_state, step=step, rng=_rng_state(), stage=asdict(stage), sharded=sharded)
-        if writer is None: _write_checkpoint(stage_dir, state)
-        else:   # sharded: gathered copies already, except what the gather passes through (AdamW's step counts, one process)
-            state = _host_copy(state, only=_live_storages(student, optimizer) if sharded else None)
-            writer.submit(lambda: _write_checkpoint(stage_dir, state))
-    accelerator.wait_for_everyone()
+        try:
+            sharded = is_sharded(student)
+            state = dict(model=model_state, optimizer=optim_state, step=step, rng=_rng_state(), stage=asdict(stage), sharded=sharded)
+            if writer is None: _write_checkpoint(stage_dir, state)
+            else:   # sharded: gathered copies already, except what the gather passes through (AdamW's step counts, one process)
+                state = _host_copy(state, only=_live_storages(student, optimizer) if sharded else None)
+                writer.submit(lambda: _write_checkpoint(stage_dir, state))
+        except Exception as e: failed = e
+    flag = torch.tensor(float(failed is not None), device=accelerator.device)
+    if accelerator.num_processes > 1: flag = accelerator.reduce(flag, "sum")
+    if flag.item(): raise RuntimeError(CheckpointWriter.message(failed) if failed else "writing a checkpoint failed on the main process") from failed
 
 
 def _remove_checkpoints(stage_dir):
@@ -467,13 +472,13 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     DDP, or with `fsdp` the student sharded (`shard_student`; it stays sharded after the stage). (`fail_at`: raise
     at that step, for tests of resume.)"""
     from accelerate import Accelerator, DistributedType
+    if fsdp and not torch.distributed.is_initialized():
+        raise ValueError("fsdp=True shards across processes: start them with torchrun or `accelerate launch --multi_gpu` "
+                         "(torch.distributed is not initialised here)")
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise NotImplementedError(f"{acc.distributed_type}: accelerate's own sharding is not used here; launch with torchrun or "
                                   f"`accelerate launch --multi_gpu` and pass fsdp=True (`thinkfast distill --fsdp`) to shard")
-    if fsdp and not torch.distributed.is_initialized():
-        raise ValueError("fsdp=True shards across processes: start them with torchrun or `accelerate launch --multi_gpu` "
-                         "(torch.distributed is not initialised here)")
     if fsdp and acc.mixed_precision == "fp16":
         raise ValueError("fsdp=True with fp16: the sharded path has no gradient scaler; use bf16 (or DDP for fp16)")
     d = Path(out_dir) / stage.name; d.mkdir(parents=True, exist_ok=True)
@@ -496,6 +501,10 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
                              f"with the same setting (fsdp={bool(st.get('sharded'))}), or remove the folder to start the stage again")
         load_full_state(student, st["model"], opt, st["optimizer"]); _set_rng_state(st["rng"])
         start = st["step"]
+        for v in opt.state.values():   # load_state_dict keeps some tensors (AdamW's step; all of them on CPU) in the mapped file
+            for k, x in v.items():
+                if torch.is_tensor(x) and not hasattr(x, "to_local") and x.device.type == "cpu": v[k] = x.clone()
+        del st                         # nothing refers to the file now: renaming or removing it later frees its space
     if sharded: model = _StageLoss(student, teacher, stage)    # FSDP's hooks gather and reduce; no DDP wrapper
     else:
         handler = acc.ddp_handler
