@@ -413,16 +413,20 @@ def load_full_state(student, model_state: dict, optimizer=None, optimizer_state:
         for p, flag in stateless: p.requires_grad_(flag)
 
 
+def _raise_everywhere(accelerator, failed: BaseException | None):
+    "Raise on every process if the main process's checkpoint work `failed` (the others would wait in a collective)."
+    flag = torch.tensor(float(failed is not None), device=accelerator.device)
+    if accelerator.num_processes > 1: flag = accelerator.reduce(flag, "sum")
+    if flag.item(): raise RuntimeError(CheckpointWriter.message(failed) if failed else "writing a checkpoint failed on the main process") from failed
+
+
 def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: Stage, writer: CheckpointWriter | None = None):
     """Write the checkpoint (student, optimizer, step, RNG states, stage) atomically; with a `writer`, copy it to host
     memory and write it on the writer's thread (any earlier write is finished first: one copy in memory at a time).
     A sharded student's state is gathered to the main process first."""
-    accelerator.wait_for_everyone()
     student = accelerator.unwrap_model(model).student
-    failed = writer.finish() if writer is not None and accelerator.is_main_process else None   # the last write first
-    flag = torch.tensor(float(failed is not None), device=accelerator.device)
-    if accelerator.num_processes > 1: flag = accelerator.reduce(flag, "sum")      # every process stops, not only the main
-    if flag.item(): raise RuntimeError(CheckpointWriter.message(failed) if failed else "writing a checkpoint failed on the main process") from failed
+    # the last write finished first; the flag's reduction is also the barrier that lines the processes up
+    _raise_everywhere(accelerator, writer.finish() if writer is not None and accelerator.is_main_process else None)
     model_state, optim_state = full_state(student, optimizer)
     failed = None
     if accelerator.is_main_process:
@@ -434,9 +438,7 @@ def save_checkpoint(accelerator, model, optimizer, stage_dir, step: int, stage: 
                 state = _host_copy(state, only=_live_storages(student, optimizer) if sharded else None)
                 writer.submit(lambda: _write_checkpoint(stage_dir, state))
         except Exception as e: failed = e
-    flag = torch.tensor(float(failed is not None), device=accelerator.device)
-    if accelerator.num_processes > 1: flag = accelerator.reduce(flag, "sum")
-    if flag.item(): raise RuntimeError(CheckpointWriter.message(failed) if failed else "writing a checkpoint failed on the main process") from failed
+    _raise_everywhere(accelerator, failed)
 
 
 def _remove_checkpoints(stage_dir):
