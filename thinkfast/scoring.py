@@ -5,12 +5,19 @@
 # %% ../nbs/06_scoring.ipynb #a8e11606
 from __future__ import annotations
 
+import atexit
 import json
-import logging
 import math
+import os
 import random
 import re
+import select
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -85,72 +92,337 @@ def cot_messages(question: str, shots: list | None = None, instruction: str = CO
         msgs += [{"role": "user", "content": f"{instruction}\n\n{q}"}, {"role": "assistant", "content": a}]
     return msgs + [{"role": "user", "content": f"{instruction}\n\n{question}"}]
 
-# %% ../nbs/06_scoring.ipynb #6fe36488
+# %% ../nbs/06_scoring.ipynb #f84eb9d8
+_ALWAYS_MINUS = "\u2212\ufe63\uff0d"               # minus sign, small hyphen-minus, fullwidth hyphen-minus
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015"   # hyphen, non-breaking hyphen, figure dash, en dash, em dash, bar
+_DASH_MINUS = re.compile(f"(?<![0-9A-Za-z])[{_DASHES}](?=\\.?[0-9])")
+
+
+def _unify_minus(s: str) -> str:
+    "`s` with unicode minus signs as '-': U+2212 (and its small and fullwidth forms) always, other dashes before a number."
+    s = s.translate({ord(c): "-" for c in _ALWAYS_MINUS})
+    return _DASH_MINUS.sub("-", s)
+
+# %% ../nbs/06_scoring.ipynb #f4909791
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_BOX_BARE = re.compile(r"\\boxed ([^\s${}]+)")            # \boxed 5
+
+
+def _brace_pairs(text: str) -> dict:
+    "Position of each '{' in `text` -> position of its matching '}' (an unclosed '{' is left out); one pass, a stack."
+    pairs, stack = {}, []
+    for m in re.finditer(r"[{}]", text):
+        if m.group() == "{": stack.append(m.start())
+        elif stack: pairs[stack.pop()] = m.start()
+    return pairs
+
+
+def _boxes(text: str) -> list:
+    "(start, content) of each \\boxed{...}, \\fbox{...} or `\\boxed x` in `text`, in order; content None: cut off."
+    out, pairs = [], None
+    for m in _BOX.finditer(text):
+        j = m.end()
+        while j < len(text) and text[j].isspace(): j += 1
+        if j < len(text) and text[j] == "{":
+            if pairs is None: pairs = _brace_pairs(text)
+            end = pairs.get(j)
+            out.append((m.start(), None if end is None else text[j + 1:end]))
+            continue
+        bare = _BOX_BARE.match(text, m.start())
+        if bare: out.append((m.start(), bare.group(1)))
+    return out
+
+
 def last_boxed(text: str) -> str | None:
-    "Content of the last \\boxed{...} or \\fbox{...} in `text`, nested braces matched (None if there is none)."
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0: return None
-    i = text.find("{", start)
-    if i < 0 or text[start:i].strip() not in ("\\boxed", "\\fbox"):
-        m = re.match(r"\\boxed ([^\s$]+)", text[start:])            # \boxed 5
-        return m.group(1) if m else None
-    depth = 0
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0: return text[i + 1:j]
-    return None                                                      # unbalanced: no answer
+    "Content of the last complete, non-empty \\boxed{...} or \\fbox{...} in `text`, nested braces matched (else None)."
+    found = [c for _, c in _boxes(text) if c is not None and c.strip()]
+    return found[-1] if found else None
+
+# %% ../nbs/06_scoring.ipynb #e3d527e0
+_SIGN = r"(?:(?<![0-9A-Za-z)}\]])-)?"                      # a '-' right after a digit or bracket is a subtraction
+_NUMBER = re.compile(_SIGN + r"(?:(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)")
+_ANSWER_IS = re.compile(r"\banswer\s*(?:is\b|:|=)[\s:*]*", re.I)
+_MATH_SPAN = re.compile(r"\$\$?([^$]+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]")
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+def _stated_answer(text: str) -> str | None:
+    "What follows the last 'answer is' / 'answer:' on its line: a $...$ (or \\(...\\)) span or a number, else None."
+    last = None
+    for last in _ANSWER_IS.finditer(text): pass
+    if last is None: return None
+    end = text.find("\n", last.end())
+    line = text[last.end():len(text) if end < 0 else end]
+    span = _MATH_SPAN.match(line)
+    if span: return next(g for g in span.groups() if g is not None).strip() or None
+    num = _NUMBER.search(line)
+    return num.group() if num else None
 
 
 def extract_answer(text: str) -> str | None:
-    "The final answer in a model's text: last \\boxed{}, else '#### x', else the last number."
-    b = last_boxed(text)
-    if b is not None: return b.strip()
+    "The final answer in a text: last complete non-empty box, else '#### x', else 'answer is x', else the last number."
+    if not isinstance(text, str): raise TypeError(f"text={text!r:.80}; allowed: a str")
+    text = _unify_minus(text)
+    boxes = _boxes(text)
+    found = [c for _, c in boxes if c is not None and c.strip()]
+    if found: return found[-1].strip()
+    cut = [start for start, c in boxes if c is None]
+    if cut: text = text[:cut[0]]                            # a box cut off by the end of the text holds no answer
     if "####" in text:
         tail = text.rsplit("####", 1)[1].strip().split("\n")[0].strip()
         if tail: return tail
+    stated = _stated_answer(text)
+    if stated: return stated
     nums = _NUMBER.findall(text)
-    return nums[-1].strip() if nums else None
+    return nums[-1] if nums else None
+
+# %% ../nbs/06_scoring.ipynb #8b9a605a
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 def normalize_answer(ans: str | None) -> str | None:
     "A canonical string for grouping equal answers (not a proof of equality: that is `is_equiv`)."
     if ans is None: return None
-    s = ans.strip()
+    s = _unify_minus(ans).strip()
     s = re.sub(r"\\text\{\s*([^{}]*)\}", r"\1", s)
+    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("{,}", ",")
+    s = re.sub(r",\\!\s*", ",", s)                                   # 10,\!080: LaTeX's thousands separator
     s = re.sub(r"\\(left|right|!|,|;|:)", "", s).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = s.replace("$", "").replace(" ", "").rstrip(".")
-    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s): s = s.replace(",", "")
-    if re.fullmatch(r"-?\d+\.\d+", s): s = s.rstrip("0").rstrip(".")
+    s = s.strip().rstrip(".").strip()
+    if _THOUSANDS.fullmatch(s): s = s.replace(",", "")               # 1,234,567 only: '3,5' and '3, 5' stay lists
+    s = s.replace(" ", "")
+    if re.fullmatch(r"[-+]?\d+\.\d+", s): s = s.rstrip("0").rstrip(".")
     return s
 
-# %% ../nbs/06_scoring.ipynb #0be3e9fe
-def _as_number(s: str | None):
+# %% ../nbs/06_scoring.ipynb #c9b90d81
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)")
+_MAX_NUMBER_CHARS = 1000                                   # longer digit strings are compared as strings
+
+
+def _as_number(s: str | None) -> Fraction | None:
+    "The exact value of a plain decimal number (after `normalize_answer`); None for anything else."
     if s is None: return None
-    t = s.replace(",", "").replace("$", "").strip().rstrip(".")
-    try: return float(t) if re.fullmatch(r"-?\d+(\.\d+)?|-?\.\d+", t) else None
-    except ValueError: return None
+    t = normalize_answer(s)
+    if len(t) > _MAX_NUMBER_CHARS or not _PLAIN_NUMBER.fullmatch(t): return None
+    return Fraction(t)
+
+# %% ../nbs/06_scoring.ipynb #99c50217
+_MAX_SYMBOLIC_CHARS = 200       # MATH-500's longest answer has 53 characters
+_MAX_NESTING = 10               # brackets of all kinds; MATH-500's answers nest at most 2 deep
+_MAX_BIG_DIGITS = 4             # exponents, factorials, binomials and sum/product limits: at most 9999
 
 
-def is_equiv(pred: str | None, gold: str, timeout: int = 5) -> bool:
-    "Whether a predicted final answer equals the gold one: numerically, by normal form, or symbolically (math-verify)."
-    if pred is None: return False
-    a, b = _as_number(pred), _as_number(gold)
-    if a is not None and b is not None: return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if normalize_answer(pred) == normalize_answer(gold): return True
+def _group(s: str, i: int) -> str:
+    "The brace group that opens at s[i] == '{', without its braces (to the end of `s` when it is unclosed)."
+    depth = 0
+    for j in range(i, len(s)):
+        depth += {"{": 1, "}": -1}.get(s[j], 0)
+        if depth == 0: return s[i + 1:j]
+    return s[i + 1:]
+
+
+def _too_hard(s: str) -> str | None:
+    "Why answer `s` is not given to sympy (None when it may be): too long, too deep, a power tower, a huge number."
+    if len(s) > _MAX_SYMBOLIC_CHARS: return f"longer than {_MAX_SYMBOLIC_CHARS} characters"
+    depth, deepest = 0, 0
+    for c in s:
+        depth += 1 if c in "{([" else -1 if c in "})]" else 0
+        deepest = max(deepest, depth)
+    if deepest > _MAX_NESTING: return f"brackets nested deeper than {_MAX_NESTING}"
+    big = rf"\d{{{_MAX_BIG_DIGITS + 1},}}"
+    for m in re.finditer(r"\^\s*\{", s):
+        exp = _group(s, m.end() - 1)
+        if "^" in exp and not re.search(r"[A-DF-Za-df-z]", re.sub(r"\\[A-Za-z]+", "", exp)):
+            return "a tower of numeric powers"
+        if re.search(big, exp): return f"an exponent over {_MAX_BIG_DIGITS} digits"
+    if re.search(big + r"\s*\)?\s*!", s) or re.search(r"\\binom\s*\{\s*" + big, s):
+        return f"a factorial or binomial of a number over {_MAX_BIG_DIGITS} digits"
+    if re.search(r"\\(sum|prod|int|lim)", s) and re.search(r"\d{4,}", s):
+        return "a sum, product, integral or limit with a 4-digit number"
+    return None
+
+# %% ../nbs/06_scoring.ipynb #e59acc55
+_WORKER_SOURCE = r'''
+import sys
+sys.path = [p for p in sys.path if p not in ("", ".")]     # no module from the caller's folder shadows one here
+import json, logging, signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)              # Ctrl-C is for the parent; this ends when stdin closes
+try:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))   # a runaway power fails with MemoryError
+except Exception:
+    pass
+try:
+    logging.disable(logging.CRITICAL)
     from math_verify import parse, verify
-    logging.getLogger("math_verify").setLevel(logging.ERROR)   # a timeout is an answer (False), not a warning
+    verify(parse("\\boxed{1/2}", parsing_timeout=None), parse("\\boxed{0.5}", parsing_timeout=None),
+           timeout_seconds=None)                          # loads the lazy parts now, not in the first request
+except BaseException as e:
+    print(json.dumps({"ready": False, "error": repr(e)}), flush=True)
+    raise SystemExit(1)
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
     try:
-        g = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
-        p = parse(f"\\boxed{{{pred}}}", parsing_timeout=timeout)
-        return bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=timeout))
-    except Exception:
-        return False
+        g = parse("\\boxed{" + req["gold"] + "}", parsing_timeout=None)
+        p = parse("\\boxed{" + req["pred"] + "}", parsing_timeout=None)
+        out = {"equal": bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=None))}
+    except Exception as e:
+        out = {"equal": False, "error": repr(e)[:300]}
+    print(json.dumps(out), flush=True)
+'''
+_START_TIMEOUT = 120            # seconds for a fresh worker to import math-verify
 
 
-def score_text(text: str, gold: str, timeout: int = 5) -> tuple:
+class _Proc:
+    "One math-verify child process, and what it has written that was not read yet."
+
+    def __init__(self):
+        if not sys.executable: raise RuntimeError("sys.executable is empty: cannot start the math-verify worker")
+        self.popen = subprocess.Popen([sys.executable, "-c", _WORKER_SOURCE], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.pending = b""
+        self.ready = False
+
+    def alive(self) -> bool:
+        "Whether the process is still running."
+        return self.popen.poll() is None
+
+    def read_line(self, deadline: float) -> bytes | None:
+        "The next line it writes; b'' when it exited, None when nothing came before `deadline` (time.monotonic())."
+        fd = self.popen.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000): return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk: return b""
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line
+
+    def wait_ready(self):
+        "Return once math-verify is imported; RuntimeError with the cause when it cannot be."
+        if self.ready: return
+        line = self.read_line(time.monotonic() + _START_TIMEOUT)
+        msg = json.loads(line) if line else {}
+        if not msg.get("ready"):
+            why = msg.get("error") or f"no answer within {_START_TIMEOUT} s"
+            raise RuntimeError(f"the math-verify worker ({sys.executable}) did not start: {why}; "
+                               "is math-verify installed for that interpreter?")
+        self.ready = True
+
+    def ask(self, gold: str, pred: str, timeout: float) -> bytes | None:
+        "Send one comparison; its reply line (None: none within `timeout` seconds, b'': the process died)."
+        self.popen.stdin.write(json.dumps({"gold": gold, "pred": pred}).encode() + b"\n")
+        self.popen.stdin.flush()
+        return self.read_line(time.monotonic() + timeout)
+
+    def kill(self):
+        "Kill it (it is ours) and reap it."
+        for f in (self.popen.stdin, self.popen.stdout):
+            try: f.close()
+            except OSError: pass
+        if self.alive(): self.popen.kill()
+        self.popen.wait()
+
+
+class _SympyWorker:
+    "A long-lived math-verify process shared by all threads, one request at a time, each with a hard time limit."
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = None      # the process that answers
+        self.spare = None       # after a first timeout: a process imported in the background, for the next one
+        self.want_spare = False
+        self.pid = os.getpid()
+
+    def _ready(self) -> _Proc:
+        "The answering process, ready; started when there is none (or it died), and a spare once a request timed out."
+        if self.active is not None and not self.active.alive():
+            self.active.kill()
+            self.active = None
+        if self.active is None: self.active = _Proc()
+        try: self.active.wait_ready()
+        except BaseException:
+            self.active.kill()
+            self.active = None
+            raise
+        if self.want_spare and (self.spare is None or not self.spare.alive()): self.spare = _Proc()
+        return self.active
+
+    def _replace(self):
+        "Kill the answering process (over its limit, or dead); the spare, if there is one, takes over."
+        self.active.kill()
+        self.active, self.spare = self.spare, None
+        self.want_spare = True                            # from now on a spare imports while requests are served
+
+    def equal(self, gold: str, pred: str, timeout: float) -> bool:
+        "math-verify's verdict on `pred` against `gold`; False when it takes more than `timeout` seconds."
+        with self.lock:
+            if os.getpid() != self.pid: self._forget()
+            for _ in range(2):
+                proc = self._ready()
+                try: line = proc.ask(gold, pred, timeout)
+                except BrokenPipeError:                   # it had died before this request: once more, on a fresh one
+                    self._replace()
+                    continue
+                except BaseException:                     # e.g. KeyboardInterrupt mid-request: its state is unknown
+                    self._replace()
+                    raise
+                if line: return bool(json.loads(line).get("equal"))
+                self._replace()                           # over the limit, or it died on this input
+                return False
+            return False
+
+    def _forget(self):
+        "In a forked child: drop the parent's processes without touching them (they still serve the parent)."
+        self.lock = threading.Lock()
+        self.active = self.spare = None
+        self.want_spare = False
+        self.pid = os.getpid()
+
+    def close(self):
+        "Stop our processes (atexit runs this; they would also end by themselves when their stdin closes)."
+        if os.getpid() != self.pid: return
+        got = self.lock.acquire(timeout=2)
+        try:
+            for p in (self.active, self.spare):
+                if p is not None: p.kill()
+            self.active = self.spare = None
+        finally:
+            if got: self.lock.release()
+
+
+_WORKER = _SympyWorker()
+atexit.register(_WORKER.close)
+os.register_at_fork(after_in_child=_WORKER._forget)
+
+# %% ../nbs/06_scoring.ipynb #50d49acc
+def _for_sympy(ans: str, number: Fraction | None) -> str:
+    "What math-verify is given: a plain number as its normal form (no thousands commas), anything else as written."
+    return normalize_answer(ans) if number is not None else _unify_minus(ans)
+
+
+def is_equiv(pred: str | None, gold: str, timeout: float = 1.5) -> bool:
+    "Whether answer `pred` equals `gold`: exactly as numbers, by normal form, or by math-verify (limit: `timeout` s)."
+    if not isinstance(gold, str): raise TypeError(f"gold={gold!r:.80}; allowed: a str")
+    if pred is not None and not isinstance(pred, str): raise TypeError(f"pred={pred!r:.80}; allowed: a str or None")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout={timeout!r}; allowed: a finite number of seconds > 0")
+    if pred is None: return False
+    p, g = normalize_answer(pred), normalize_answer(gold)
+    if not p or not g: return False                              # an empty answer is never right
+    a, b = _as_number(pred), _as_number(gold)
+    if a is not None and b is not None: return a == b            # exact: no float tolerance
+    if p == g: return True
+    sp, sg = _for_sympy(pred, a), _for_sympy(gold, b)
+    if _too_hard(sp) or _too_hard(sg): return False
+    return _WORKER.equal(sg, sp, float(timeout))
+
+
+def score_text(text: str, gold: str, timeout: float = 1.5) -> tuple:
     "(extracted answer, correct?) for one model output."
     ans = extract_answer(text)
     return ans, is_equiv(ans, gold, timeout)
