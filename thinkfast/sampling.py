@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from .generate import SamplingParams, encode_prompts, eos_ids, generate
-from .records import (SettingsMismatch, atomic_write, check_output_file, check_settings, exclusive, plain,
-                               remove_output, settings_diff)
+from .records import SettingsMismatch, atomic_write, check_output_file, check_settings, exclusive
+from .records import plain, remove_output, settings_diff
 from .scoring import cot_messages, coverage_curve, score_text
 
 # %% auto #0
@@ -23,7 +23,7 @@ __all__ = ['SAMPLES_FORMAT', 'header_line', 'samples_header', 'is_samples_file',
            'check_problems', 'check_prompt_lengths', 'sampling_settings', 'shard_path', 'sample_problems',
            'merge_shards', 'run_sampling', 'samples_summary']
 
-# %% ../nbs/07_sampling.ipynb #d889fcc0
+# %% ../nbs/07_sampling.ipynb #e91afb4b
 SAMPLES_FORMAT = 1
 _MAX_HEADER = 1 << 20
 _NOT_OURS = "not a thinkfast samples file (no header line); refusing to append to it (choose another output)"
@@ -113,7 +113,7 @@ def _append(f, recs):
     f.flush()
     os.fsync(f.fileno())
 
-# %% ../nbs/07_sampling.ipynb #543f0953
+# %% ../nbs/07_sampling.ipynb #433ee65e
 _OWN = ("model_id", "weights", "n", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "stop", "eos_token_id",
         "batch_problems", "problem_count", "problems", "shots", "prompts")
 
@@ -345,7 +345,7 @@ def run_sampling(model, tokenizer, problems, out, overwrite: bool = False, **kw)
     dist.barrier()
     return out if rank == 0 else shard
 
-# %% ../nbs/07_sampling.ipynb #c749b615
+# %% ../nbs/07_sampling.ipynb #5a261394
 def samples_summary(path) -> dict:
     """Settings (from the header; None for a header-less file), problems, samples, tokens, generation_s, accuracy,
     tokens_per_s, samples_per_s, complete and, when complete, `coverage@n`: all computed from the file."""
