@@ -17,7 +17,7 @@ from .layers import KVCache, MambaCache, fused
 
 # %% auto #0
 __all__ = ['mul32', 'mix32', 'row_keys', 'gumbel', 'SamplingParams', 'filter_logits', 'sample', 'Engine', 'Generation',
-           'engine_for', 'encode_prompts', 'generate', 'char_tokenizer']
+           'engine_for', 'encode_prompts', 'eos_ids', 'pad_id', 'generate', 'char_tokenizer']
 
 # %% ../nbs/03_generate.ipynb #94e68968
 _M32 = 0xFFFFFFFF
@@ -62,8 +62,9 @@ class SamplingParams:
     top_k: int = 0
 
     def __post_init__(self):
-        if not (isinstance(self.temperature, (int, float)) and self.temperature >= 0):
-            raise ValueError(f"temperature={self.temperature!r}; allowed: a number >= 0 (0 = greedy)")
+        t = self.temperature
+        if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0):
+            raise ValueError(f"temperature={t!r}; allowed: a finite number >= 0 (0 = greedy)")
         if not 0 < self.top_p <= 1: raise ValueError(f"top_p={self.top_p!r}; allowed: 0 < top_p <= 1")
         if not (isinstance(self.top_k, int) and self.top_k >= 0):
             raise ValueError(f"top_k={self.top_k!r}; allowed: an int >= 0 (0 = no top-k)")
@@ -349,18 +350,40 @@ def encode_prompts(tokenizer, prompts, chat: bool = True) -> list:
     return out
 
 
+def eos_ids(model, tokenizer, eos_token_id=None) -> list:
+    """The token ids that end a sample: `eos_token_id` when given (an int or a list; [] for none), else the
+    tokenizer's EOS, else the model config's `eos_token_id` (an int or a list). [] when none names one: a base model
+    then generates to `max_new_tokens`, which is legitimate, so it is no error."""
+    config = getattr(model, "config", None)
+    for ids in (eos_token_id, getattr(tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None)):
+        if ids is None: continue
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        bad = [i for i in ids if not isinstance(i, int) or isinstance(i, bool) or i < 0]
+        if bad: raise ValueError(f"EOS token id {bad[0]!r}; allowed: ints >= 0")
+        return sorted(set(ids))
+    return []
+
+
+def pad_id(model, tokenizer, eos: list) -> int:
+    "The id that pads prompts on the left and fills finished rows: the tokenizer's, the config's, the first EOS, or 0."
+    config = getattr(model, "config", None)
+    for i in (getattr(tokenizer, "pad_token_id", None), getattr(config, "pad_token_id", None), *eos[:1]):
+        if i is not None: return i
+    return 0
+
+
 def generate(model, tokenizer, prompts, n: int = 1, max_new_tokens: int = 256, temperature: float = 0.0,
              top_p: float = 1.0, top_k: int = 0, stop=None, seed: int = 0, first_sample: int = 0,
              chat: bool = True, eos_token_id=None, check_every: int = 16) -> Generation:
     """Sample `n` completions of each prompt. `seed` and `first_sample` make it reproducible: sample j of a
     prompt is the same whatever else is in the batch, so more samples can be drawn later (first_sample=n)."""
     ids = encode_prompts(tokenizer, prompts, chat)
-    eos = eos_token_id if eos_token_id is not None else tokenizer.eos_token_id
+    eos = eos_ids(model, tokenizer, eos_token_id)
     stop = [stop] if isinstance(stop, str) else list(stop or [])
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos if isinstance(eos, int) else 0)
+    pad = pad_id(model, tokenizer, eos)
     r = engine_for(model).generate_ids(ids, n, max_new_tokens, SamplingParams(temperature, top_p, top_k), seed,
                                        first_sample, eos, stop, tokenizer, pad, check_every)
-    eos_set = {eos} if isinstance(eos, int) else set(eos or [])
+    eos_set = set(eos)
     texts = []
     for toks, why in zip(r["tokens"], r["finish"]):
         text = tokenizer.decode([t for t in toks if t not in eos_set])
