@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import shutil
 import threading
@@ -21,15 +22,32 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import records
 from .scoring import COT_INSTRUCTION, read_jsonl
 from .layers import Attention
 from .students import ThinkfastForCausalLM
 
 # %% auto #0
-__all__ = ['STAGES', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'pack', 'packed_dataset', 'masked_ce',
-           'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss', 'hidden_loss', 'kl_loss', 'Stage',
-           'latest_checkpoint', 'CheckpointWriter', 'is_sharded', 'shard_student', 'full_state', 'load_full_state',
-           'save_checkpoint', 'train_stage', 'distill', 'loss_figure']
+__all__ = ['STAGES', 'FRESH', 'load_state', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'pack', 'packed_dataset',
+           'masked_ce', 'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss', 'hidden_loss', 'kl_loss',
+           'Stage', 'latest_checkpoint', 'CheckpointWriter', 'is_sharded', 'shard_student', 'full_state',
+           'load_full_state', 'save_checkpoint', 'check_stage', 'train_stage', 'distill', 'loss_figure',
+           'model_settings', 'data_fingerprint', 'run_settings', 'stage_settings', 'check_stage_folder']
+
+# %% ../nbs/05_distill.ipynb #127bdbe7
+def load_state(path, mmap: bool = True):
+    """The tensors and plain values saved in `path` (a checkpoint, `final.pt`, a packed-data cache), read with
+    `weights_only=True`: a file holding other Python objects is refused with a ValueError naming it (unpickling
+    those could run code). `mmap`: map the file instead of reading it (several processes share one copy)."""
+    try: return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        why = next((l.strip() for l in str(e).splitlines() if "unsupported" in l.lower()), str(e).splitlines()[0])
+        raise ValueError(f"{path}: holds Python objects other than tensors and plain values ({why}); refusing to load "
+                         f"it, since unpickling it could run code. thinkfast never writes such a file: remove it, or "
+                         f"pass --overwrite to start afresh (this deletes the old output)") from None
+    except RuntimeError as e:
+        raise ValueError(f"{path}: cannot be read as a saved state ({str(e).splitlines()[0]}); remove it, or pass "
+                         f"--overwrite to start afresh (this deletes the old output)") from None
 
 # %% ../nbs/05_distill.ipynb #70ce28ae
 def gsm8k_to_boxed(solution: str) -> str:
@@ -114,7 +132,7 @@ def packed_dataset(tokenizer, pairs: list, seq_len: int, cache_dir=None, key: st
     h = hashlib.sha256(json.dumps([key, seq_len, tokenizer.name_or_path, len(tokenizer), getattr(tokenizer, "chat_template", None),
                                    pairs], sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"packed-{h}.pt" if cache_dir else None
-    if path and path.exists(): return torch.load(path)
+    if path and path.exists(): return load_state(path, mmap=False)
     data = pack([chat_example(tokenizer, p, s) for p, s in pairs], seq_len,
                 tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     if path:
@@ -207,6 +225,16 @@ def kl_loss(student, teacher, batch, kl_weight: float = 1.0, ce_weight: float = 
 _LOSSES = {"matrix": matrix_loss, "hidden": hidden_loss, "kl": kl_loss}
 
 
+def _is_int(v) -> bool:
+    "An int proper (not a bool)."
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    "A finite int or float (not a bool, NaN or infinity)."
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 @dataclass
 class Stage:
     "One training stage: loss kind ('matrix', 'hidden', 'kl'; SFT is 'kl' with kl_weight 0), what trains, the schedule."
@@ -215,8 +243,8 @@ class Stage:
     trainable: str = "all"               # 'mixers' (converted layers' mixers) or 'all'
     steps: int = 100
     lr: float = 1e-4
-    warmup: int = 0                      # linear warmup steps, then cosine decay to min_lr_ratio * lr
-    min_lr_ratio: float = 0.1
+    warmup: int = 0                      # linear warmup steps (may exceed steps: then the stage ends on the ramp)
+    min_lr_ratio: float = 0.1            # cosine decay after the warmup, to min_lr_ratio * lr at the last step
     weight_decay: float = 0.0
     clip: float = 1.0                    # gradient norm clipping (0: none)
     micro_batch: int = 1                 # packed rows per micro-batch and process
@@ -229,13 +257,32 @@ class Stage:
     seed: int = 0
 
     def __post_init__(self):
-        if self.loss not in _LOSSES: raise ValueError(f"Stage {self.name!r}: loss={self.loss!r}; allowed: {', '.join(_LOSSES)}")
-        if self.trainable not in ("mixers", "all"): raise ValueError(f"Stage {self.name!r}: trainable={self.trainable!r}; allowed: 'mixers', 'all'")
+        "Refuse a setting outside its range, naming the stage, the field and its value (before any work is done)."
+        def bad(k, allowed): return ValueError(f"Stage {self.name!r}: {k}={getattr(self, k)!r}; allowed: {allowed}")
+        if self.loss not in _LOSSES: raise bad("loss", ", ".join(map(repr, _LOSSES)))
+        if self.trainable not in ("mixers", "all"): raise bad("trainable", "'mixers', 'all'")
         for k in ("steps", "micro_batch", "grad_accum", "checkpoint_every"):
-            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1: raise ValueError(f"Stage {self.name!r}: {k}={getattr(self, k)!r}; allowed: an int >= 1")
-        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0:
-            raise ValueError(f"Stage {self.name!r}: lr={self.lr}, min_lr_ratio={self.min_lr_ratio}, warmup={self.warmup}; allowed: lr > 0, 0 <= min_lr_ratio <= 1, warmup >= 0")
+            if not _is_int(getattr(self, k)) or getattr(self, k) < 1: raise bad(k, "an int >= 1")
+        for k in ("warmup", "seed"):
+            if not _is_int(getattr(self, k)) or getattr(self, k) < 0: raise bad(k, "an int >= 0")
+        for k in ("lr", "temperature"):
+            if not _is_real(getattr(self, k)) or getattr(self, k) <= 0: raise bad(k, "a finite number > 0")
+        if not _is_real(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
+            raise bad("min_lr_ratio", "a number in [0, 1]")
+        for k in ("weight_decay", "clip", "kl_weight", "ce_weight"):
+            if not _is_real(getattr(self, k)) or getattr(self, k) < 0: raise bad(k, "a finite number >= 0")
+        if not isinstance(self.reverse_kl, bool): raise bad("reverse_kl", "True or False")
         if self.loss == "kl" and self.kl_weight == 0 and self.ce_weight == 0: raise ValueError(f"Stage {self.name!r}: kl_weight and ce_weight both 0")
+
+    @property
+    def needs_mixers(self) -> bool:
+        "Whether the stage trains or compares the converted mixers (a student with none has nothing to do here)."
+        return self.trainable == "mixers" or self.loss in ("matrix", "hidden")
+
+    @property
+    def needs_teacher(self) -> bool:
+        "Whether the stage's loss reads the teacher (SFT, kl_weight 0, does not)."
+        return self.loss != "kl" or self.kl_weight != 0
 
     def lr_at(self, step: int) -> float:
         "Linear warmup over `warmup` steps, then cosine decay to min_lr_ratio * lr at the last step."
@@ -263,20 +310,28 @@ STAGES = {
 
 # %% ../nbs/05_distill.ipynb #9330b81c
 def _rng_state() -> dict:
-    st = dict(python=random.getstate(), torch=torch.get_rng_state())
-    try:
-        import numpy as np
-        st["numpy"] = np.random.get_state()
-    except ImportError: pass
+    """The RNG states of Python, torch, numpy and CUDA as tensors, numbers and lists only (what a weights-only load
+    reads back); `_set_rng_state` restores them exactly."""
+    version, keys, gauss = random.getstate()
+    st = dict(python=[version, list(keys), gauss], torch=torch.get_rng_state())
+    try: import numpy as np
+    except ImportError: np = None
+    if np is not None:
+        kind, mt, pos, has_gauss, cached = np.random.get_state()
+        st["numpy"] = [str(kind), torch.from_numpy(mt.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
     if torch.cuda.is_available(): st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
 
 def _set_rng_state(st: dict):
-    random.setstate(st["python"]); torch.set_rng_state(st["torch"])
+    "Restore the RNG states `_rng_state` gave."
+    version, keys, gauss = st["python"]
+    random.setstate((version, tuple(keys), gauss))
+    torch.set_rng_state(st["torch"])
     if "numpy" in st:
         import numpy as np
-        np.random.set_state(st["numpy"])
+        kind, mt, pos, has_gauss, cached = st["numpy"]
+        np.random.set_state((kind, mt.numpy().astype(np.uint32), pos, has_gauss, cached))
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
 
@@ -467,12 +522,8 @@ class _StageLoss(torch.nn.Module):
     def forward(self, batch): return self.stage.compute(self.student, self.teacher, batch)
 
 
-def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator=None, progress: bool = True,
-                fail_at: int | None = None, fsdp: bool = False) -> list:
-    """Train `student` for one `stage` on packed `data`, writing `out_dir/<stage.name>/` (checkpoint, metrics.jsonl,
-    final.pt); resumes from its checkpoint if there is one. Returns the metrics of every step. Several processes:
-    DDP, or with `fsdp` the student sharded (`shard_student`; it stays sharded after the stage). (`fail_at`: raise
-    at that step, for tests of resume.)"""
+def _accelerator(accelerator, fsdp: bool):
+    "The accelerator a stage runs on (a new one if None), after the checks on how the processes were started."
     from accelerate import Accelerator, DistributedType
     if fsdp and not torch.distributed.is_initialized():
         raise ValueError("fsdp=True shards across processes: start them with torchrun or `accelerate launch --multi_gpu` "
@@ -483,11 +534,84 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
                                   f"`accelerate launch --multi_gpu` and pass fsdp=True (`thinkfast distill --fsdp`) to shard")
     if fsdp and acc.mixed_precision == "fp16":
         raise ValueError("fsdp=True with fp16: the sharded path has no gradient scaler; use bf16 (or DDP for fp16)")
-    d = Path(out_dir) / stage.name; d.mkdir(parents=True, exist_ok=True)
+    return acc
+
+
+def check_stage(stage: Stage, student, teacher, data: dict):
+    "Refuse, before any work, a stage this student, teacher or data cannot run, naming the stage and why."
     if data["input_ids"].shape[0] < stage.micro_batch:
         raise ValueError(f"stage {stage.name!r}: {data['input_ids'].shape[0]} packed rows, fewer than micro_batch={stage.micro_batch}")
+    if stage.needs_mixers and not converted_layers(student):
+        what = ("trains the converted mixers" if stage.trainable == "mixers" else
+                f"compares the converted mixers with the teacher ({stage.loss} loss)")
+        raise ValueError(f"stage {stage.name!r} {what}, and this student has none (every layer is attention); drop the "
+                         f"stage or convert some layers")
+    if stage.needs_teacher and teacher is None:
+        raise ValueError(f"stage {stage.name!r}: its {stage.loss} loss reads the teacher, and teacher is None")
+
+
+def _stop_together(accelerator, failed: BaseException | None):
+    """Raise `failed` (the main process's error in taking or preparing the output) on the main process, and a
+    RuntimeError on the others (which would wait in a collective otherwise); the reduction lines the processes up."""
+    flag = torch.tensor(float(failed is not None), device=accelerator.device)
+    if accelerator.num_processes > 1: flag = accelerator.reduce(flag, "sum")
+    if not flag.item(): return
+    if failed is not None: raise failed
+    raise RuntimeError("the main process stopped before training (its error says why)")
+
+
+@contextlib.contextmanager
+def _hold(accelerator, out_dir, prepare):
+    """The main process holds `out_dir` for the block (`records.exclusive`: a second run on it gets
+    `records.OutputInUse`) and runs `prepare()` (a fresh start, the settings check) first; the other processes take
+    no lock and wait for it. Any failure there stops every process before training."""
+    with contextlib.ExitStack() as stack:
+        failed = None
+        if accelerator.is_main_process:
+            try:
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                stack.enter_context(records.exclusive(out_dir))
+                prepare()
+            except Exception as e: failed = e
+        _stop_together(accelerator, failed)
+        yield
+
+
+def _all_finite(tensors) -> torch.Tensor:
+    "Whether every element of every tensor is finite: one boolean tensor on their device (sharded: the local shards)."
+    local = [t.to_local() if hasattr(t, "to_local") else t for t in tensors]
+    return torch.stack([t.isfinite().all() for t in local]).all()
+
+
+def _nonfinite_error(stage: Stage, step: int, student, loss: float, grad_norm, stage_dir) -> FloatingPointError:
+    "The error of a step that left a non-finite loss, gradient norm or weight: what, where, the last good checkpoint."
+    local = ((n, p.to_local() if hasattr(p, "to_local") else p) for n, p in student.named_parameters())
+    bad = records.nonfinite(local)
+    if bad: what = f"parameter {bad!r} holds NaN or infinite values after the optimizer step"
+    elif not math.isfinite(loss): what = f"the loss is {loss}"
+    elif grad_norm is not None and not math.isfinite(grad_norm): what = f"the gradient norm is {grad_norm}"
+    else: what = "a parameter on another process holds NaN or infinite values after the optimizer step"
+    last = latest_checkpoint(stage_dir)
+    return FloatingPointError(f"stage {stage.name!r}: step {step}: {what} (lr {stage.lr_at(step)}); stopped before "
+                              f"writing the step. The last good checkpoint is {last or 'none (none written yet)'}")
+
+
+def _load_checkpoint(path) -> dict:
+    "A stage checkpoint, read weights-only (`load_state`), with the entries a resume needs."
+    st = load_state(path)                            # mapped: W processes, one copy
+    if not isinstance(st, dict) or not {"model", "optimizer", "step", "rng"} <= st.keys():
+        keys = sorted(st) if isinstance(st, dict) else type(st).__name__
+        raise ValueError(f"{path}: not a stage checkpoint (it holds {keys}; expected model, optimizer, step, rng); "
+                         f"remove it, or pass --overwrite to start afresh (this deletes the old output)")
+    return st
+
+
+def _run_stage(student, teacher, data: dict, stage: Stage, d: Path, acc, progress: bool, fail_at, fsdp: bool,
+               settings: dict) -> list:
+    "`train_stage`'s work in the stage folder `d`, its output held and its settings checked by the caller."
+    if acc.is_main_process: check_stage_folder(d, settings, record=True)
     if (d / "final.pt").exists():                                 # finished earlier: load its result and go on
-        load_full_state(student, torch.load(d / "final.pt", map_location="cpu", mmap=True))
+        load_full_state(student, load_state(d / "final.pt"))
         if acc.is_main_process: _remove_checkpoints(d)             # left by a kill just after final.pt landed
         return [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
     if fsdp: shard_student(student.to(acc.device))
@@ -497,7 +621,7 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
     start, ck = 0, latest_checkpoint(d)
     if ck is not None:
-        st = torch.load(ck / "state.pt", map_location="cpu", weights_only=False, mmap=True)   # mapped: W processes, one copy
+        st = _load_checkpoint(ck / "state.pt")
         if st.get("sharded", False) != sharded:
             raise ValueError(f"{ck}: written by a {'sharded' if st.get('sharded') else 'DDP or single-process'} run; resume it "
                              f"with the same setting (fsdp={bool(st.get('sharded'))}), or remove the folder to start the stage again")
@@ -546,13 +670,21 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
             gn = acc.clip_grad_norm_(params, stage.clip) if stage.clip else None
             if hasattr(gn, "full_tensor"): gn = gn.full_tensor()        # sharded: the norm comes as a DTensor
             opt.step(); opt.zero_grad(set_to_none=True)
-            loss_all = acc.reduce(torch.tensor(total, device=acc.device), "mean").item()
+            # one reduction carries the loss and whether any process's weights went non-finite (a finite loss can leave
+            # them so, e.g. a huge learning rate; the next step's loss would show it, but there is none after the last)
+            broken_here = (~_all_finite(params)).float()
+            sums = acc.reduce(torch.stack([torch.tensor(total, device=acc.device), broken_here]), "sum")
+            loss_all, broken = (sums[0] / world).item(), sums[1].item() > 0
+            gn = None if gn is None else float(gn)
+            if broken or not math.isfinite(loss_all) or (gn is not None and not math.isfinite(gn)):
+                writer.wait(check=False)           # the checkpoint in flight (an earlier, good step) lands first
+                raise _nonfinite_error(stage, step, student, loss_all, gn, d)
             dt = time.perf_counter() - t0
             m = dict(stage=stage.name, step=step, loss=loss_all, lr=stage.lr_at(step), tokens=tokens * world,
-                     tokens_per_s=tokens * world / dt, grad_norm=None if gn is None else float(gn))
+                     tokens_per_s=tokens * world / dt, grad_norm=gn)
             kept.append(m)
             if acc.is_main_process:
-                with metrics_path.open("a") as f: f.write(json.dumps(m) + "\n")
+                with metrics_path.open("a") as f: f.write(json.dumps(m, allow_nan=False) + "\n")
             bar.update(1); bar.set_postfix(loss=f"{loss_all:.4g}", tok_s=f"{m['tokens_per_s']:.0f}")
             if (step + 1) % stage.checkpoint_every == 0 and step + 1 < stage.steps:   # the last step ends in final.pt
                 save_checkpoint(acc, model, opt, d, step + 1, stage, writer)
@@ -571,11 +703,53 @@ def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator
     return kept
 
 
-def distill(student, teacher, data: dict, stages: list, out_dir, accelerator=None, progress: bool = True, fsdp: bool = False) -> dict:
-    "Run `stages` in order (each resumable; finished ones are loaded, not rerun). Returns {stage name: metrics}."
+def train_stage(student, teacher, data: dict, stage: Stage, out_dir, accelerator=None, progress: bool = True,
+                fail_at: int | None = None, fsdp: bool = False, overwrite: bool = False,
+                settings: dict | None = None) -> list:
+    """Train `student` for one `stage` on packed `data`, writing `out_dir/<stage.name>/` (checkpoint, metrics.jsonl,
+    final.pt, settings.json); resumes from its checkpoint if there is one, after checking that the stage's settings
+    (`stage_settings`, with `settings` merged in) are those recorded (`records.SettingsMismatch` otherwise), or
+    with `overwrite` removes the stage's old output first. The main process holds `out_dir` while it runs
+    (`records.OutputInUse` for a second run). Returns the metrics of every step. Several processes: DDP, or with
+    `fsdp` the student sharded (`shard_student`; it stays sharded after the stage). (`fail_at`: raise at that
+    step, for tests of resume.)"""
+    acc = _accelerator(accelerator, fsdp)
+    check_stage(stage, student, teacher, data)
+    d = Path(out_dir) / stage.name
+    current = stage_settings(stage, run_settings(student, teacher, data, acc, settings))
+    def prepare():
+        if overwrite and _has_record(d): records.remove_output(d, _has_record)
+        d.mkdir(parents=True, exist_ok=True)
+        check_stage_folder(d, current, record=True)
+    with _hold(acc, out_dir, prepare):
+        return _run_stage(student, teacher, data, stage, d, acc, progress, fail_at, fsdp, current)
+
+
+def distill(student, teacher, data: dict, stages: list, out_dir, accelerator=None, progress: bool = True,
+            fsdp: bool = False, overwrite: bool = False, settings: dict | None = None) -> dict:
+    """Run `stages` in order (each resumable; finished ones are loaded, not rerun). Returns {stage name: metrics}.
+    Before any training: every stage is checked against the student, teacher and data (`check_stage`); the main
+    process takes `out_dir` (`records.OutputInUse` if another run holds it) and keeps it to the end; with
+    `overwrite` it removes what an earlier run wrote there; the run's settings (`run_settings`, with `settings`
+    merged in) and each stage folder's (`stage_settings`) are checked against their records
+    (`records.SettingsMismatch`, naming each differing setting)."""
     names = [s.name for s in stages]
     if len(set(names)) != len(names): raise ValueError(f"stage names must be unique, got {names}")
-    return {s.name: train_stage(student, teacher, data, s, out_dir, accelerator, progress, fsdp=fsdp) for s in stages}
+    acc = _accelerator(accelerator, fsdp)
+    for s in stages: check_stage(s, student, teacher, data)
+    out = Path(out_dir)
+    common = run_settings(student, teacher, data, acc, settings)
+    plan = [(s, out / s.name, stage_settings(s, common, names[:i])) for i, s in enumerate(stages)]
+    def prepare():
+        if overwrite and _has_record(out): records.remove_output(out, _has_record)
+        elif overwrite:
+            for _, d, _ in plan:
+                if _has_record(d): records.remove_output(d, _has_record)
+        if any(_resumable(c) for c in out.iterdir() if c.is_dir()): records.folder_settings(out, common, FRESH)
+        else: records.write_json(records.plain(common), out / "settings.json")     # nothing to reuse: (re)record
+        for _, d, cur in plan: check_stage_folder(d, cur)
+    with _hold(acc, out, prepare):
+        return {s.name: _run_stage(student, teacher, data, s, d, acc, progress, None, fsdp, cur) for s, d, cur in plan}
 
 
 def loss_figure(metrics: dict):
@@ -587,3 +761,74 @@ def loss_figure(metrics: dict):
         ax.set(title=name, xlabel="step", yscale="log"); ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("loss"); fig.tight_layout()
     return fig
+
+# %% ../nbs/05_distill.ipynb #1739705c
+FRESH = "pass --overwrite (overwrite=True) to start afresh (this deletes the old output)"
+
+_ARCH = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+         "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_llama3", "max_position_embeddings",
+         "layer_mixers", "llamba_nheads", "llamba_headdim", "llamba_d_state", "d_conv", "chunk_size",
+         "ssm_state_dtype", "tie_word_embeddings")
+
+
+def model_settings(model, prefix: str) -> dict:
+    "The architecture of `model` (shape, mixer kinds, attention layers) as flat settings `prefix.field`."
+    if model is None: return {prefix: None}
+    cfg = model.config
+    out = {f"{prefix}.{k}": getattr(cfg, k) for k in _ARCH if hasattr(cfg, k)}
+    if hasattr(cfg, "layer_mixers"):
+        out[f"{prefix}.attn_layers"] = [i for i, k in enumerate(cfg.layer_mixers) if k == "attention"]
+    return out
+
+
+def data_fingerprint(data: dict, sample: int = 64) -> dict:
+    "Packed data's shape, its packing stats and a hash of up to `sample` evenly spaced rows (cheap at any size)."
+    ids = data["input_ids"]
+    n = ids.shape[0]
+    rows = torch.linspace(0, max(n - 1, 0), min(n, sample)).round().long().unique()
+    h = hashlib.sha256()
+    for k in ("input_ids", "labels", "position_ids", "seq_idx"):
+        if k in data: h.update(data[k][rows].detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+    return {**data.get("stats", {}), "rows": n, "seq_len": ids.shape[1], "sample_sha256": h.hexdigest()[:16]}
+
+
+def run_settings(student, teacher, data: dict, accelerator, extra: dict | None = None) -> dict:
+    "The settings a whole run shares: the models' architectures, the data, processes, mixed precision, and `extra`."
+    s = {**model_settings(student, "student"), **model_settings(teacher, "teacher")}
+    s.update({f"data.{k}": v for k, v in data_fingerprint(data).items()})
+    s.update(processes=accelerator.num_processes, mixed_precision=str(accelerator.mixed_precision))
+    return {**s, **(extra or {})}
+
+
+def stage_settings(stage: Stage, common: dict, after=()) -> dict:
+    """The settings that define one stage's folder: its fields (not `checkpoint_every`), the run's `common` ones,
+    and the names of the stages run before it (`after`)."""
+    own = {k: v for k, v in asdict(stage).items() if k != "checkpoint_every"}
+    return {**own, **common, "after": list(after)}
+
+
+def _resumable(stage_dir) -> bool:
+    "Whether a stage folder holds something a run would reuse: final.pt or a checkpoint."
+    return (Path(stage_dir) / "final.pt").exists() or latest_checkpoint(stage_dir) is not None
+
+
+def check_stage_folder(stage_dir, current: dict, record: bool = False) -> dict:
+    """Check `current` against the settings recorded in `stage_dir` when it holds something a run would reuse (a
+    `SettingsMismatch` otherwise; also when it has such output and no record); with `record`, (re)write the record
+    when there is nothing to reuse. Returns the settings as recorded (JSON values)."""
+    d = Path(stage_dir)
+    rec = d / "settings.json"
+    if not _resumable(d):
+        if record: records.write_json(records.plain(current), rec)
+        return records.plain(current)
+    if not rec.is_file():
+        raise records.SettingsMismatch(
+            f"{d}: holds a stage's output but no settings.json (written before thinkfast recorded settings, or "
+            f"by hand), so a resume cannot be checked against what wrote it; remove the folder to start the stage "
+            f"afresh (--overwrite removes only folders with a settings.json)")
+    return records.check_settings(json.loads(rec.read_text(encoding="utf-8")), current, d, FRESH)
+
+
+def _has_record(path) -> bool:
+    "Whether thinkfast wrote the folder `path` (it holds a settings.json): `--overwrite` removes only such folders."
+    return (Path(path) / "settings.json").is_file()
