@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import platform
+import re
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,10 +21,11 @@ from pathlib import Path
 import torch
 
 from . import ssd
+from .records import OutputInUse, check_output_file, check_settings, exclusive, remove_output, write_json
 
 # %% auto #0
-__all__ = ['run_info', 'write_json', 'ssd_check', 'load_for_sampling', 'sample_command', 'parse_data_spec', 'load_pairs',
-           'distill_command', 'reproduce_command', 'main']
+__all__ = ['run_info', 'ssd_check', 'check_model_ref', 'check_writable', 'load_for_sampling', 'sample_command', 'parse_data_spec',
+           'load_pairs', 'distill_command', 'reproduce_command', 'RunFailed', 'main']
 
 # %% ../nbs/90_cli.ipynb #b13b1f06
 def _git(*args, cwd=None) -> str | None:
@@ -59,13 +61,6 @@ def run_info(device="cpu") -> dict:
     }
 
 
-def write_json(obj, path) -> Path:
-    "Write JSON atomically (temporary file, then rename): a killed run never leaves half a file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f: json.dump(obj, f, indent=1); f.write("\n")
-    os.replace(tmp, path)
-    return path
 
 # %% ../nbs/90_cli.ipynb #c1a37c3d
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -102,6 +97,36 @@ def ssd_check(device=None, dtypes=("float32", "bfloat16"), shapes=None, seqlens=
 
 # %% ../nbs/90_cli.ipynb #b74de151
 _DATASETS = ("gsm8k", "math500")
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def _why(e: BaseException) -> str:
+    "An exception as one line: its type and the first line of its message."
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+def check_model_ref(ref, flag: str = "--model") -> str:
+    """`ref` when it names a saved model folder (with config.json) or could be a hub name (`NAME` or `ORG/NAME`); a
+    ValueError naming `flag` otherwise: a missing folder, a file, a folder that holds no model."""
+    ref = str(ref)
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file(): raise ValueError(f"{flag} {ref}: a folder without config.json, not a saved model")
+        return ref
+    if p.exists(): raise ValueError(f"{flag} {ref}: a file; expected a model folder (config.json and weights) or a hub name")
+    if ref.startswith((".", "~")) or not _HUB_NAME.fullmatch(ref):
+        raise ValueError(f"{flag} {ref}: no such folder (nor a hub name such as meta-llama/Llama-3.2-1B-Instruct)")
+    return ref
+
+
+def check_writable(out, flag: str = "--out") -> Path:
+    "`out` when it can be written: a regular file or a new name, in a folder this process may write, held by no other run."
+    out = check_output_file(out)
+    try:
+        with exclusive(out): pass
+    except OSError as e: raise ValueError(f"{flag} {out}: cannot write there ({e.strerror})") from None
+    return out
 
 
 def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
@@ -109,7 +134,8 @@ def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
     from transformers import AutoModelForCausalLM
     from thinkfast.students import ThinkfastForCausalLM, from_llama
     if dtype not in _DTYPES: raise ValueError(f"dtype {dtype!r} unknown; allowed: {', '.join(_DTYPES)}")
-    m = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype])
+    try: m = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype])
+    except Exception as e: raise ValueError(f"--model {model_path}: could not be loaded ({_why(e)})") from None
     if not isinstance(m, ThinkfastForCausalLM):
         if getattr(m.config, "model_type", None) != "llama":
             raise ValueError(f"{model_path}: a thinkfast or Llama model is needed, got model_type {m.config.model_type!r}")
@@ -117,34 +143,53 @@ def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
     return m.to(device).eval()
 
 
-def sample_command(model, tokenizer=None, dataset="gsm8k", data=None, split="test", limit=None, subset_seed=0,
-                   n=16, max_new_tokens=512, temperature=0.7, top_p=0.95, seed=0, batch_problems=8,
-                   out="runs/samples.jsonl", device=None, dtype="bfloat16") -> dict:
-    "Run the sampling runner over a benchmark; returns (and writes beside `out`) a summary with the run record."
+def _load_tokenizer(ref, flag: str):
     from transformers import AutoTokenizer
-    from thinkfast.budgets import by_problem
-    from thinkfast.sampling import read_samples, run_sampling
-    from thinkfast.scoring import coverage_curve, load_gsm8k, load_math500, subset
+    try: return AutoTokenizer.from_pretrained(ref)
+    except Exception as e: raise ValueError(f"{flag} {ref}: no tokenizer could be loaded ({_why(e)})") from None
+
+
+def _recorded_sampling(out, current: dict, fresh: str):
+    "Before any model loads: the settings an existing samples file at `out` records, against the current ones (those known without the model)."
+    from thinkfast.sampling import samples_header
+    header = samples_header(out) if Path(out).is_file() and Path(out).stat().st_size else None
+    if header is None: return
+    old = {k: header["settings"].get(k) for k in current}
+    check_settings(old, current, out, fresh)
+
+
+def sample_command(model, tokenizer=None, dataset="gsm8k", data=None, split=None, limit=None, subset_seed=0,
+                   n=16, max_new_tokens=512, temperature=0.7, top_p=0.95, seed=0, batch_problems=8,
+                   out="runs/samples.jsonl", device=None, dtype="bfloat16", overwrite=False) -> dict:
+    """Run the sampling runner over a benchmark; returns (and writes beside `out`) a summary with the run record,
+    computed from the samples file. Every argument, the data and the output are checked before the model loads."""
+    from thinkfast.generate import SamplingParams
+    from thinkfast.sampling import run_sampling, samples_summary
+    from thinkfast.scoring import load_gsm8k, load_math500, subset
     if dataset not in _DATASETS: raise ValueError(f"dataset {dataset!r} unknown; allowed: {', '.join(_DATASETS)}")
+    if dtype not in _DTYPES: raise ValueError(f"dtype {dtype!r} unknown; allowed: {', '.join(_DTYPES)}")
+    if dataset == "math500" and split not in (None, "test"): raise ValueError(f"--split {split}: MATH-500 has only a test split")
+    SamplingParams(temperature, top_p, 0)
+    check_model_ref(model)
+    if tokenizer is not None: check_model_ref(tokenizer, "--tokenizer")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    problems = load_gsm8k(split, data) if dataset == "gsm8k" else load_math500(data)
+    problems = load_gsm8k(split or "test", data) if dataset == "gsm8k" else load_math500(data)
     problems = subset(problems, limit, subset_seed)
-    tok = AutoTokenizer.from_pretrained(tokenizer or model)
+    if not problems: raise ValueError(f"--data {data or dataset}: holds no problems")
+    check_writable(out)
+    settings = dict(tokenizer=str(tokenizer or model), dataset=dataset, data=str(data) if data else None, split=split or "test",
+                    limit=limit, subset_seed=subset_seed, dtype=dtype)
+    if not overwrite:
+        _recorded_sampling(out, dict(settings, model_id=str(model), n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                     top_p=top_p, seed=seed, batch_problems=batch_problems),
+                           "pass --overwrite to start afresh (this deletes the old samples), or choose another --out")
+    tok = _load_tokenizer(tokenizer or model, "--tokenizer" if tokenizer else "--model")
     m = load_for_sampling(model, device, dtype)
     t0 = time.perf_counter()
-    path = run_sampling(m, tok, problems, out, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
-                        top_p=top_p, seed=seed, batch_problems=batch_problems)
-    wall = time.perf_counter() - t0
-    recs = read_samples(path)
-    summary = {"run": run_info(device), "model": str(model), "dataset": dataset, "problems": len(problems), "n": n,
-               "samples": len(recs), "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-               "seed": seed, "wall_s_this_call": wall, "generation_s": sum(r["seconds"] for r in recs),
-               "tokens": sum(r["tokens"] for r in recs), "accuracy": sum(r["correct"] for r in recs) / max(1, len(recs))}
-    summary["samples_per_s"] = summary["samples"] / max(summary["generation_s"], 1e-9)
-    summary["tokens_per_s"] = summary["tokens"] / max(summary["generation_s"], 1e-9)
-    if recs and int(os.environ.get("RANK", 0)) == 0:          # the merged file lives on rank 0
-        summary[f"coverage@{n}"] = coverage_curve([[r["correct"] for r in rs] for rs in by_problem(recs, n).values()], [n])[n]
-        write_json(summary, Path(path).with_suffix(".summary.json"))
+    path = run_sampling(m, tok, problems, out, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                        seed=seed, batch_problems=batch_problems, model_id=str(model), settings=settings, overwrite=overwrite)
+    summary = dict(run=run_info(device), **samples_summary(path), wall_s_this_call=time.perf_counter() - t0)
+    if int(os.environ.get("RANK", 0)) == 0: write_json(summary, Path(path).with_suffix(".summary.json"))   # merged on rank 0
     return summary
 
 # %% ../nbs/90_cli.ipynb #d15711a0
@@ -175,25 +220,34 @@ def load_pairs(data: str, limit: int) -> tuple:
 
 def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="llamba", attn_layers=(), stages=("matrix", "hidden", "kl"),
                     steps=None, lr=None, seq_len=2048, micro_batch=1, grad_accum=1, limit=10000, bf16=False,
-                    gradient_checkpointing=False, checkpoint_every=50, seed=0, progress=True, fsdp=False) -> dict:
+                    gradient_checkpointing=False, checkpoint_every=50, seed=0, progress=True, fsdp=False, warmup=None,
+                    overwrite=False) -> dict:
     """Distil a Llama teacher (path or hub name, with its tokenizer) into a student: `mixer` everywhere but
     `attn_layers`, through `stages` (names of `thinkfast.distill.STAGES`; `steps` / `lr` {stage: value} override),
-    writing `out/` (cache, one folder per stage, `student/`, `metrics.json`, `loss.png`). Resumable: run it again.
-    Under torchrun: DDP, or the student sharded with `fsdp`."""
+    writing `out/` (cache, one folder per stage, `student/`, `metrics.json`, `loss.png`). Resumable: run it again with
+    the same settings (others are refused, naming what differs); `overwrite` removes an earlier run in `out` first.
+    `warmup` {stage: steps} sets stages' learning-rate warm-up. Under torchrun: DDP, or the student sharded with `fsdp`."""
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from thinkfast import distill as D
     from thinkfast.students import from_llama
     bad = [s for s in stages if s not in D.STAGES]
     if bad: raise ValueError(f"stage {bad[0]!r} unknown; allowed: {', '.join(D.STAGES)}")
-    for name, d_ in (("steps", steps or {}), ("lr", lr or {})):
+    for name, d_ in (("steps", steps or {}), ("lr", lr or {}), ("warmup", warmup or {})):
         extra = [k for k in d_ if k not in stages]
         if extra: raise ValueError(f"--{name} names stage {extra[0]!r}, which is not among --stages {list(stages)}")
     parse_data_spec(data)                                       # a bad spec fails before the models load
+    check_model_ref(teacher, "--teacher")
     acc = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    tok = AutoTokenizer.from_pretrained(teacher)
-    hf = AutoModelForCausalLM.from_pretrained(teacher, dtype=torch.float32)
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise ValueError(f"--out {out}: a file; a run folder is needed")
+    out.mkdir(parents=True, exist_ok=True)
+    if acc.is_main_process:
+        with exclusive(out):                                    # another run in this folder fails here, before any work
+            if overwrite: remove_output(out, lambda p: (p / "settings.json").exists())
+    tok = _load_tokenizer(teacher, "--teacher")
+    try: hf = AutoModelForCausalLM.from_pretrained(teacher, dtype=torch.float32)
+    except Exception as e: raise ValueError(f"--teacher {teacher}: could not be loaded ({_why(e)})") from None
     t_model = from_llama(hf, attn_layers=range(hf.config.num_hidden_layers)).eval()
     torch.manual_seed(seed)
     student = from_llama(hf, attn_layers=list(attn_layers), mixer=mixer)
@@ -207,9 +261,11 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
         kw = dict(micro_batch=micro_batch, grad_accum=grad_accum, checkpoint_every=checkpoint_every, seed=seed)
         if steps and s in steps: kw["steps"] = steps[s]
         if lr and s in lr: kw["lr"] = lr[s]
+        if warmup and s in warmup: kw["warmup"] = warmup[s]
         plan.append(replace(st, **kw))
     t0 = time.perf_counter()
-    metrics = D.distill(student, t_model, data_, plan, out, acc, progress, fsdp=fsdp)
+    settings = dict(teacher=str(teacher), data=data, limit=limit, seq_len=seq_len, mixer=mixer, attn_layers=list(attn_layers))
+    metrics = D.distill(student, t_model, data_, plan, out, acc, progress, fsdp=fsdp, settings=settings)
     weights, _ = D.full_state(student)                # sharded: gathered to the main process
     if acc.is_main_process:
         if D.is_sharded(student):                     # save an unsharded copy
@@ -228,145 +284,211 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
     return {}
 
 # %% ../nbs/90_cli.ipynb #4e9c0d11
-def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None, notebook=None) -> Path:
+def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None, notebook=None, overwrite: bool = False) -> Path:
     """Run the reproduction notebook (nbs/10_reproduce.ipynb) with papermill for `preset`, `params` overriding its
     settings, into the run folder `out` (the executed notebook, results.json, figures, the models' checkpoints).
-    Settings are checked before any work; a second call on the same folder resumes."""
-    from thinkfast.reproduce import resolve
-    resolve(preset, params)
+    Settings are checked before any work, also against those of an earlier run in `out`: the same settings resume it,
+    others are refused unless `overwrite`, which removes the earlier run first."""
+    from thinkfast.reproduce import check_run_folder, is_run_folder, resolve
+    cfg = resolve(preset, params)
     import thinkfast
     nb = Path(notebook) if notebook else Path(thinkfast.__file__).resolve().parents[1] / "nbs" / "10_reproduce.ipynb"
     if not nb.exists(): raise ValueError(f"{nb}: the reproduction notebook is not there (it ships with the repository: pip install -e .)")
-    out = Path(out or f"runs/reproduce-{preset}").resolve(); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out or f"runs/reproduce-{preset}").resolve()
+    if out.exists() and not out.is_dir(): raise ValueError(f"--out {out}: a file; a run folder is needed")
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out):                                    # another run in this folder fails here, before any work
+        if overwrite: remove_output(out, is_run_folder)
+        check_run_folder(out, dict(preset=preset, **cfg), "pass --overwrite to start afresh (this removes the earlier run), "
+                                                          "or choose another --out")
     import papermill as pm
-    pm.execute_notebook(str(nb), str(out / "reproduce.ipynb"), parameters=dict(preset=preset, out_dir=str(out), params=params or {}),
-                        cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
+    try:
+        pm.execute_notebook(str(nb), str(out / "reproduce.ipynb"), parameters=dict(preset=preset, out_dir=str(out), params=params or {}),
+                            cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
+    except pm.PapermillExecutionError as e:
+        raise RunFailed(f"the run stopped in cell {e.exec_count} with {e.ename}: {e.evalue} (the executed notebook: "
+                           f"{out / 'reproduce.ipynb'})") from None
     return out
 
 # %% ../nbs/90_cli.ipynb #b6c037a6
-def main(argv=None):
-    "Entry point of the `thinkfast` command."
-    p = argparse.ArgumentParser(prog="thinkfast", description="Thinking Slow, Fast: reproduction tools")
+def _int_at_least(lo: int):
+    "An argparse type: an int >= lo, refused with the allowed range otherwise."
+    def parse(s: str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an int; allowed: an int >= {lo}") from None
+        if v < lo: raise argparse.ArgumentTypeError(f"{v}; allowed: an int >= {lo}")
+        return v
+    parse.__name__ = f"int >= {lo}"
+    return parse
+
+
+def _finite(lo: float, open_: bool = False, hi: float | None = None):
+    "An argparse type: a finite float above `lo` (strictly when `open_`) and at most `hi`."
+    what = f"a finite number {'>' if open_ else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+    def parse(s: str) -> float:
+        try: v = float(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number; allowed: {what}") from None
+        if not math.isfinite(v) or (v <= lo if open_ else v < lo) or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"{s}; allowed: {what}")
+        return v
+    parse.__name__ = what
+    return parse
+
+
+def _parser() -> tuple:
+    "The `thinkfast` argument parser and its subcommands' parsers, by name (each prints its own usage on an error)."
+    p = argparse.ArgumentParser(prog="thinkfast", description="Thinking Slow, Fast: reproduction tools",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("ssd-check", help="check the SSD scan, step and conv (kernels on CUDA) against the fp64 reference")
+    subs = {}
+    def add(name, **kw):
+        subs[name] = sub.add_parser(name, formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kw)
+        return subs[name]
+    pos, pos0 = _int_at_least(1), _int_at_least(0)
+    c = add("ssd-check", help="check the SSD scan, step and conv (kernels on CUDA) against the fp64 reference")
     c.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     c.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=list(_DTYPES))
     c.add_argument("--shapes", nargs="+", default=list(ssd.SSD_GPU_SHAPES), choices=list(ssd.SSD_GPU_SHAPES))
-    c.add_argument("--seqlens", nargs="+", type=int, default=[256])
-    c.add_argument("--batch", type=int, default=1)
+    c.add_argument("--seqlens", nargs="+", type=pos, default=[256])
+    c.add_argument("--batch", type=pos, default=1)
     c.add_argument("--out", default=None, help="write the JSON record here")
-    c = sub.add_parser("sample", help="draw n scored samples per problem of GSM8K or MATH-500 (resumable)")
-    c.add_argument("--model", required=True, help="a saved thinkfast model or a transformers Llama (path or hub name)")
+    c = add("sample", help="draw n scored samples per problem of GSM8K or MATH-500 (resumable)")
+    c.add_argument("--model", required=True, help="a saved thinkfast model or a transformers Llama (folder or hub name)")
     c.add_argument("--tokenizer", default=None, help="default: the model's")
     c.add_argument("--dataset", default="gsm8k", choices=_DATASETS)
     c.add_argument("--data", default=None, help="local jsonl (default: the Hugging Face hub)")
-    c.add_argument("--split", default="test", choices=["test", "train"])
-    c.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many problems")
-    c.add_argument("--n", type=int, default=16)
-    c.add_argument("--max-new-tokens", type=int, default=512)
-    c.add_argument("--temperature", type=float, default=0.7)
-    c.add_argument("--top-p", type=float, default=0.95)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--batch-problems", type=int, default=8)
+    c.add_argument("--split", default=None, choices=["test", "train"], help="GSM8K's split (default test); MATH-500 has only test")
+    c.add_argument("--limit", type=pos, default=None, help="a seeded random subset of this many problems")
+    c.add_argument("--n", type=pos, default=16, help="samples per problem")
+    c.add_argument("--max-new-tokens", type=pos, default=512)
+    c.add_argument("--temperature", type=_finite(0.0), default=0.7, help="0: greedy")
+    c.add_argument("--top-p", type=_finite(0.0, True, 1.0), default=0.95)
+    c.add_argument("--seed", type=pos0, default=0)
+    c.add_argument("--batch-problems", type=pos, default=8)
     c.add_argument("--out", default="runs/samples.jsonl")
+    c.add_argument("--overwrite", action="store_true", help="remove an earlier samples file at --out first (else it is resumed)")
     c.add_argument("--device", default=None)
     c.add_argument("--dtype", default="bfloat16", choices=list(_DTYPES))
-    c = sub.add_parser("bench", help="throughput of the teacher and students on a GPU, with the floor and peers (resumable)")
+    c = add("bench", help="throughput of the teacher and students on a GPU, with the floor and peers (resumable)")
     c.add_argument("--out", required=True, help="results JSON (resumed if it exists)")
     c.add_argument("--models", nargs="+", default=None, help="presets (default: the 1B and 3B Llama, hybrid and Llamba)")
-    c.add_argument("--batches", nargs="+", type=int, default=None)
-    c.add_argument("--prompt-lens", nargs="+", type=int, default=[256, 512])
-    c.add_argument("--new-tokens", nargs="+", type=int, default=[512, 2048, 4096])
-    c.add_argument("--repeats", type=int, default=3)
+    c.add_argument("--batches", nargs="+", type=pos, default=None)
+    c.add_argument("--prompt-lens", nargs="+", type=pos, default=[256, 512])
+    c.add_argument("--new-tokens", nargs="+", type=pos, default=[512, 2048, 4096])
+    c.add_argument("--repeats", type=pos, default=3)
     c.add_argument("--peers", action="store_true", help="also run transformers and mamba-ssm at the 1B shapes")
     c.add_argument("--check", nargs="+", default=[], metavar="MODEL:BATCH:PROMPT:NEW",
                    help="points also run end to end with generate_ids, e.g. llama-3.2-1b:256:512:512")
     c.add_argument("--device", default="cuda")
     c.add_argument("--ssm-state-dtype", default="float32", choices=["float32", "bfloat16"],
                    help="SSM state precision of the Mamba models (mamba-ssm keeps bfloat16); points of bfloat16 runs are labelled name@bfloat16")
-    c = sub.add_parser("distill", help="distil a Llama teacher into a Mamba or hybrid student (resumable; accelerate launch for several GPUs)")
-    c.add_argument("--teacher", required=True, help="a transformers Llama (path or hub name) with its tokenizer")
+    c = add("distill", help="distil a Llama teacher into a Mamba or hybrid student (resumable; accelerate launch for several GPUs)")
+    c.add_argument("--teacher", required=True, help="a transformers Llama (folder or hub name) with its tokenizer")
     c.add_argument("--out", required=True)
     c.add_argument("--data", default="hub:nvidia/OpenMathInstruct-2:train_1M",
                    help="gsm8k:PATH, jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD or hub:NAME[:SPLIT]")
-    c.add_argument("--limit", type=int, default=10000, help="documents read from the source")
+    c.add_argument("--limit", type=pos, default=10000, help="documents read from the source")
     c.add_argument("--mixer", default="llamba", choices=["llamba", "mambainllama"])
-    c.add_argument("--attn-layers", nargs="*", type=int, default=[])
+    c.add_argument("--attn-layers", nargs="*", type=pos0, default=[])
     c.add_argument("--stages", nargs="+", default=["matrix", "hidden", "kl"])
     c.add_argument("--steps", nargs="*", default=[], metavar="STAGE=N")
     c.add_argument("--lr", nargs="*", default=[], metavar="STAGE=LR")
-    c.add_argument("--seq-len", type=int, default=2048)
-    c.add_argument("--micro-batch", type=int, default=1)
-    c.add_argument("--grad-accum", type=int, default=1)
-    c.add_argument("--checkpoint-every", type=int, default=50)
+    c.add_argument("--warmup", nargs="*", default=[], metavar="STAGE=N", help="learning-rate warm-up steps (default: the stage's own)")
+    c.add_argument("--seq-len", type=pos, default=2048)
+    c.add_argument("--micro-batch", type=pos, default=1)
+    c.add_argument("--grad-accum", type=pos, default=1)
+    c.add_argument("--checkpoint-every", type=pos, default=50)
     c.add_argument("--bf16", action="store_true")
     c.add_argument("--gradient-checkpointing", action="store_true")
     c.add_argument("--fsdp", action="store_true", help="under torchrun: shard the student across the processes (FSDP) instead of DDP")
-    c.add_argument("--seed", type=int, default=0)
-    c = sub.add_parser("reproduce", help="the end-to-end reproduction (teacher -> students -> speed -> budgeted sampling -> figures)")
+    c.add_argument("--seed", type=pos0, default=0)
+    c.add_argument("--overwrite", action="store_true", help="remove an earlier run in --out first (else it is resumed)")
+    c = add("reproduce", help="the end-to-end reproduction (teacher -> students -> speed -> budgeted sampling -> figures)")
     c.add_argument("--preset", default="tiny", choices=["tiny", "mini", "paper"])
-    c.add_argument("--param", nargs="*", default=[], metavar="KEY=VALUE", help="override a setting, e.g. n_eval=50 or distill_steps='{\"kl\": 500}'")
+    c.add_argument("--param", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. n_eval=50 or distill_steps='{\"kl\": 500}' (a JSON value; a plain string where one is allowed)")
     c.add_argument("--out", default=None, help="run folder (default runs/reproduce-PRESET)")
+    c.add_argument("--overwrite", action="store_true", help="remove an earlier run in --out first (else it is resumed)")
+    return p, subs
+
+
+def _stage_values(items, name: str, cast, err) -> dict:
+    "`STAGE=VALUE` items as {stage: value}, each value checked by `cast` (which raises ValueError)."
+    out = {}
+    for s in items:
+        k, eq, v = s.partition("=")
+        try: out[k] = cast(v)
+        except (ValueError, argparse.ArgumentTypeError): eq = ""
+        if not eq or not k: err(f"--{name} {s!r}: expected STAGE=VALUE with a valid value, e.g. kl=1000 or kl=1e-5")
+    return out
+
+
+def _reproduce(a, err) -> int:
+    from thinkfast.reproduce import parse_param
+    try: params = dict(parse_param(s) for s in a.param)
+    except ValueError as e: err(str(e))
+    out = reproduce_command(a.preset, a.out, params, overwrite=a.overwrite)
+    r = json.loads((out / "results.json").read_text())
+    print(json.dumps({k: r[k] for k in ("greedy_accuracy", "tokens_per_s", "students_vs_teacher", "wall_s")}, indent=1))
+    print(f"run folder: {out}")
+    return 0
+
+
+def _distill(a, err) -> int:
+    r = distill_command(a.teacher, a.out, a.data, a.mixer, a.attn_layers, a.stages, _stage_values(a.steps, "steps", int, err),
+                        _stage_values(a.lr, "lr", _finite(0.0, True), err), a.seq_len, a.micro_batch, a.grad_accum, a.limit,
+                        a.bf16, a.gradient_checkpointing, a.checkpoint_every, a.seed, fsdp=a.fsdp,
+                        warmup=_stage_values(a.warmup, "warmup", _int_at_least(0), err), overwrite=a.overwrite)
+    if r: print(json.dumps({k: v for k, v in r.items() if k not in ("run", "stages")}, indent=1))
+    return 0
+
+
+def _bench(a, err) -> int:
+    from thinkfast import bench as B
+    checks = []
+    for s in a.check:
+        parts = s.split(":")
+        if len(parts) != 4 or not all(x.isdigit() for x in parts[1:]):
+            err(f"--check {s!r}: expected MODEL:BATCH:PROMPT:NEW, e.g. llama-3.2-1b:256:512:512")
+        checks.append((parts[0], *map(int, parts[1:])))
+    B.bench(a.out, a.models or B.BENCH_MODELS, a.batches or B.BENCH_BATCHES, a.prompt_lens, a.new_tokens, a.device,
+            a.repeats, a.peers, checks, log=lambda s: print(s, flush=True), ssm_state_dtype=a.ssm_state_dtype)
+    return 0
+
+
+def _sample(a, err) -> int:
+    r = sample_command(a.model, a.tokenizer, a.dataset, a.data, a.split, a.limit, 0, a.n, a.max_new_tokens,
+                       a.temperature, a.top_p, a.seed, a.batch_problems, a.out, a.device, a.dtype, overwrite=a.overwrite)
+    print(json.dumps({k: v for k, v in r.items() if k != "run"}, indent=1))
+    return 0
+
+
+def _ssd_check(a, err) -> int:
+    r = ssd_check(a.device, a.dtypes, a.shapes, a.seqlens, a.batch, a.out)
+    print(f"backends: {r['backends']}\nexactness (fp64): {r['exactness_fp64']}\n"
+          f"{'all within tolerance' if r['ok'] else 'OUT OF TOLERANCE'}" + (f"; wrote {a.out}" if a.out else ""))
+    return 0 if r["ok"] else 1
+
+
+class RunFailed(RuntimeError):
+    "A run the command started (the reproduction notebook) stopped with an error."
+
+
+_COMMANDS = {"ssd-check": _ssd_check, "sample": _sample, "bench": _bench, "distill": _distill, "reproduce": _reproduce}
+# errors a user can cause (a value, a file, a folder, another run): one line with the subcommand's usage, no traceback
+_USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError,
+                FloatingPointError, RunFailed)
+
+
+def main(argv=None):
+    "Entry point of the `thinkfast` command."
+    p, subs = _parser()
     a = p.parse_args(argv)
-    if a.command == "reproduce":
-        params = {}
-        for s in a.param:
-            k, eq, v = s.partition("=")
-            if not eq or not k: p.error(f"--param {s!r}: expected KEY=VALUE, e.g. n_eval=50")
-            try: params[k] = json.loads(v)
-            except json.JSONDecodeError: params[k] = v
-        try: out = reproduce_command(a.preset, a.out, params)
-        except ValueError as e: p.error(str(e))
-        r = json.loads((out / "results.json").read_text())
-        print(json.dumps({k: r[k] for k in ("greedy_accuracy", "tokens_per_s", "students_vs_teacher", "wall_s")}, indent=1))
-        print(f"run folder: {out}")
-        return 0
-    if a.command == "distill":
-        def kv(items, name, cast):
-            out = {}
-            for s in items:
-                k, eq, v = s.partition("=")
-                try: out[k] = cast(v)
-                except ValueError: eq = ""
-                if not eq or not k: p.error(f"--{name} {s!r}: expected STAGE=VALUE, e.g. kl=1000")
-            return out
-        for name in ("limit", "seq_len", "micro_batch", "grad_accum", "checkpoint_every"):
-            if getattr(a, name) < 1: p.error(f"--{name.replace('_', '-')} must be positive")
-        try:
-            r = distill_command(a.teacher, a.out, a.data, a.mixer, a.attn_layers, a.stages, kv(a.steps, "steps", int),
-                                kv(a.lr, "lr", float), a.seq_len, a.micro_batch, a.grad_accum, a.limit, a.bf16,
-                                a.gradient_checkpointing, a.checkpoint_every, a.seed, fsdp=a.fsdp)
-        except ValueError as e: p.error(str(e))
-        if r: print(json.dumps({k: v for k, v in r.items() if k not in ("run", "stages")}, indent=1))
-        return 0
-    if a.command == "bench":
-        from thinkfast import bench as B
-        checks = []
-        for s in a.check:
-            parts = s.split(":")
-            if len(parts) != 4 or not all(x.isdigit() for x in parts[1:]):
-                p.error(f"--check {s!r}: expected MODEL:BATCH:PROMPT:NEW, e.g. llama-3.2-1b:256:512:512")
-            checks.append((parts[0], *map(int, parts[1:])))
-        if a.repeats < 1: p.error("--repeats must be positive")
-        try:
-            B.bench(a.out, a.models or B.BENCH_MODELS, a.batches or B.BENCH_BATCHES, a.prompt_lens, a.new_tokens, a.device,
-                    a.repeats, a.peers, checks, log=lambda s: print(s, flush=True), ssm_state_dtype=a.ssm_state_dtype)
-        except ValueError as e: p.error(str(e))
-        return 0
-    if a.command == "sample":
-        for name in ("n", "max_new_tokens", "batch_problems"):
-            if getattr(a, name) < 1: p.error(f"--{name.replace('_', '-')} must be positive")
-        if a.limit is not None and a.limit < 1: p.error("--limit must be positive")
-        r = sample_command(a.model, a.tokenizer, a.dataset, a.data, a.split, a.limit, 0, a.n, a.max_new_tokens,
-                           a.temperature, a.top_p, a.seed, a.batch_problems, a.out, a.device, a.dtype)
-        print(json.dumps({k: v for k, v in r.items() if k != "run"}, indent=1))
-        return 0
-    if a.command == "ssd-check":
-        if a.batch < 1 or any(t < 1 for t in a.seqlens): p.error("--batch and --seqlens must be positive")
-        r = ssd_check(a.device, a.dtypes, a.shapes, a.seqlens, a.batch, a.out)
-        print(f"backends: {r['backends']}\nexactness (fp64): {r['exactness_fp64']}\n"
-              f"{'all within tolerance' if r['ok'] else 'OUT OF TOLERANCE'}" + (f"; wrote {a.out}" if a.out else ""))
-        return 0 if r["ok"] else 1
+    err = subs[a.command].error
+    try: return _COMMANDS[a.command](a, err)
+    except _USER_ERRORS as e:
+        msg = str(e) if not isinstance(e, UnicodeDecodeError) else f"a file is not UTF-8 text ({e.reason} at byte {e.start})"
+        err(msg.splitlines()[0] if msg else type(e).__name__)
 
 # %% ../nbs/90_cli.ipynb #6bb7be31
 if __name__ == "__main__" and "ipykernel" not in sys.modules:    # `python -m thinkfast.cli`, `accelerate launch -m thinkfast.cli`

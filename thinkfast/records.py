@@ -139,6 +139,7 @@ def remove_output(path, written_by_us) -> bool:
     ValueError otherwise); False if there was nothing to remove. The caller holds `exclusive(path)` if needed."""
     path = Path(path)
     if not path.exists() and not path.is_symlink(): return False
+    if path.is_dir() and not path.is_symlink() and all(c.name == ".lock" for c in path.iterdir()): return False   # empty
     if not written_by_us(path):
         raise ValueError(f"{path}: exists and was not written by a thinkfast run; refusing to remove it (choose another output)")
     if path.is_dir() and not path.is_symlink():

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,15 +18,17 @@ from pathlib import Path
 import torch
 
 from .budgets import budget_curve, by_problem, measured_throughput, plot_budget_curves
-from .cli import run_info, write_json
+from .cli import run_info
 from .distill import STAGES, chat_example, distill, pack, train_stage
+from .records import SettingsMismatch, exclusive, folder_settings, remove_output, write_json
 from .sampling import read_samples, sample_problems
 from .scoring import coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
 
 # %% auto #0
-__all__ = ['PRESETS', 'arithmetic_problem', 'arithmetic_problems', 'resolve', 'make_tokenizer', 'accelerator_for',
-           'train_teacher', 'train_verifier', 'verifier_scores', 'compare_at_budgets']
+__all__ = ['PRESETS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'check_settings_values', 'parse_param',
+           'resolve', 'is_run_folder', 'check_run_folder', 'make_tokenizer', 'accelerator_for', 'train_teacher',
+           'train_verifier', 'verifier_scores', 'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -82,20 +86,107 @@ PRESETS = {
 }
 
 
+# %% ../nbs/10_reproduce.ipynb #b3f0c9ee
+def _int(lo: int):
+    return f"an int >= {lo}", lambda v: type(v) is int and v >= lo
+
+
+def _num(lo: float, open_: bool = False, hi: float | None = None):
+    what = f"a finite number {'>' if open_ else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
+    ok = lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > lo if open_ else v >= lo)
+                    and (hi is None or v <= hi))
+    return what, ok
+
+
+def _stage_map(value_rule):
+    what, ok = value_rule
+    return f"a JSON object {{stage: {what}}} with stages from {', '.join(STAGES)}", \
+           lambda v: isinstance(v, dict) and all(k in STAGES and ok(x) for k, x in v.items())
+
+
+_word = lambda v: isinstance(v, str) and v.strip() != ""
+SETTING_RULES = {
+    "device": ("'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?", v)),
+    "teacher": ("'train' or a Llama (hub name or folder)", _word),
+    "data": ("a data spec: gsm8k:PATH, jsonl:PATH:PROMPT:RESPONSE or hub:NAME[:SPLIT]", _word),
+    "eval_data": ("'gsm8k' or 'math500'", lambda v: v in ("gsm8k", "math500")),
+    "eval_path": ("null (the hub) or a jsonl path", lambda v: v is None or _word(v)),
+    "seed": _int(0), "n_train": _int(1), "n_eval": _int(1), "min_steps": _int(1), "max_steps": _int(1),
+    "max_start": _int(2), "max_delta": _int(1), "d_model": _int(1), "n_layers": _int(1), "n_heads": _int(1),
+    "n_kv_heads": _int(1), "d_ff": _int(1), "seq_len": _int(1), "teacher_steps": _int(1), "teacher_lr": _num(0, True),
+    "micro_batch": _int(1),
+    "hybrid_attn_layers": ("a JSON list of distinct layer indices (ints >= 0)",
+                           lambda v: isinstance(v, list) and all(type(x) is int and x >= 0 for x in v) and len(set(v)) == len(v)),
+    "distill_stages": (f"a non-empty JSON list of distinct stages from {', '.join(STAGES)}",
+                       lambda v: isinstance(v, list) and v and all(s in STAGES for s in v) and len(set(v)) == len(v)),
+    "distill_steps": _stage_map(_int(1)), "distill_lr": _stage_map(_num(0, True)),
+    "n_samples": _int(1), "max_new_tokens": _int(1), "temperature": _num(0), "top_p": _num(0, True, 1.0),
+    "batch_problems": _int(1), "n_budgets": _int(2), "dtype": ("'float32' or 'bfloat16'", lambda v: v in ("float32", "bfloat16")),
+    "verifier": ("'train', null (none) or a saved outcome reward model", lambda v: v is None or _word(v)),
+    "verifier_problems": _int(0), "verifier_samples": _int(0), "verifier_steps": _int(0), "verifier_lr": _num(0),
+    "verifier_batch": _int(1),
+}
+
+
+def check_settings_values(cfg: dict) -> dict:
+    "`cfg` itself when every setting has an allowed type and range and the settings agree with each other; ValueError naming the first that does not."
+    for k, v in cfg.items():
+        what, ok = SETTING_RULES[k]
+        if not ok(v): raise ValueError(f"{k}={json.dumps(v)}; allowed: {what}")
+    def need(cond, msg):
+        if not cond: raise ValueError(msg)
+    if "min_steps" in cfg: need(cfg["min_steps"] <= cfg["max_steps"], f"min_steps={cfg['min_steps']} > max_steps={cfg['max_steps']}")
+    if "d_model" in cfg:
+        need(cfg["d_model"] % cfg["n_heads"] == 0, f"d_model={cfg['d_model']} is not a multiple of n_heads={cfg['n_heads']}")
+        need(cfg["n_heads"] % cfg["n_kv_heads"] == 0, f"n_heads={cfg['n_heads']} is not a multiple of n_kv_heads={cfg['n_kv_heads']}")
+        bad = [x for x in cfg["hybrid_attn_layers"] if x >= cfg["n_layers"]]
+        need(not bad, f"hybrid_attn_layers={cfg['hybrid_attn_layers']}: layer {bad[0] if bad else ''} >= n_layers={cfg['n_layers']}")
+    for name in ("distill_steps", "distill_lr"):
+        miss = [s for s in cfg["distill_stages"] if s not in cfg[name]]
+        need(not miss, f"{name}={json.dumps(cfg[name])} has no value for stage {miss[0] if miss else ''!r} of distill_stages")
+    if cfg["verifier"] == "train":
+        low = [k for k in ("verifier_problems", "verifier_samples", "verifier_steps") if cfg[k] < 1]
+        need(not low, f"{low[0] if low else ''}={cfg[low[0]] if low else ''} with verifier='train'; allowed: an int >= 1 (or verifier=null)")
+    return cfg
+
+
+def parse_param(text: str) -> tuple:
+    "`KEY=VALUE` from the command line: (key, value), the value read as JSON, or kept as a string where it is not JSON."
+    k, eq, v = text.partition("=")
+    if not eq or not k: raise ValueError(f"--param {text!r}: expected KEY=VALUE, e.g. n_eval=50")
+    try: return k, json.loads(v)
+    except json.JSONDecodeError: return k, v
+
+
 def resolve(preset: str, params: dict | None = None) -> dict:
-    "The settings of a run: the preset's, with `params` overriding (unknown names or presets refused before any work)."
+    """The settings of a run: the preset's, with `params` overriding; unknown names or presets, and values of the wrong
+    type or range, refused before any work."""
     if preset not in PRESETS: raise ValueError(f"preset {preset!r} unknown; allowed: {', '.join(PRESETS)}")
     cfg = dict(PRESETS[preset])
     bad = sorted(set(params or {}) - set(cfg))
     if bad: raise ValueError(f"parameter {bad[0]!r} is not a setting of preset {preset!r}; allowed: {', '.join(sorted(cfg))}")
     cfg.update(params or {})
-    if cfg["verifier"] == "train":
-        low = [k for k in ("verifier_problems", "verifier_samples", "verifier_steps", "verifier_batch") if not (isinstance(cfg[k], int) and cfg[k] >= 1)]
-        if low: raise ValueError(f"{low[0]}={cfg[low[0]]!r} with verifier='train'; allowed: an int >= 1 (or verifier=None)")
+    check_settings_values(cfg)
     from thinkfast.ssd import reference_ops
     reference_ops()                                            # a misspelt THINKFAST_REFERENCE fails now, not after training
-    if cfg["device"] == "cuda" and not torch.cuda.is_available(): raise ValueError(f"preset {preset!r} needs a CUDA GPU (device='cuda'); this machine has none")
+    if cfg["device"].startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"preset {preset!r} needs a CUDA GPU (device={cfg['device']!r}); this machine has none")
     return cfg
+
+# %% ../nbs/10_reproduce.ipynb #522a90af
+def is_run_folder(path) -> bool:
+    "Whether `path` is a folder a reproduction wrote (its settings record, or the files of a run from before records)."
+    path = Path(path)
+    return path.is_dir() and any((path / n).exists() for n in ("settings.json", "reproduce.ipynb", "results.json", "teacher"))
+
+
+def check_run_folder(out, settings: dict, fresh: str) -> dict:
+    """Record `settings` in a new run folder, or check them against an earlier run's record (`SettingsMismatch` naming
+    what differs); a folder holding a run without a record (an earlier version's) is refused too."""
+    out = Path(out)
+    if not (out / "settings.json").exists() and any((out / n).exists() for n in ("teacher", "results.json")):
+        raise SettingsMismatch(f"{out} holds a run without a settings record (an earlier version wrote it); {fresh}")
+    return folder_settings(out, settings, fresh)
 
 # %% ../nbs/10_reproduce.ipynb #82fec827
 def make_tokenizer(cfg):

@@ -32,8 +32,11 @@ def read_jsonl(path, required=()) -> list:
     "Records of a jsonl file; a line that is not a JSON object with the `required` fields raises ValueError with file:line."
     path, out = Path(path), []
     if not path.exists(): raise ValueError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
+    if not path.is_file(): raise ValueError(f"{path}: not a regular file")
+    with path.open("rb") as f:
+        for i, raw in enumerate(f, 1):
+            try: line = raw.decode("utf-8")
+            except UnicodeDecodeError as e: raise ValueError(f"{path}:{i}: not UTF-8 text ({e.reason} at byte {e.start})") from None
             if not line.strip(): continue
             try: rec = json.loads(line)
             except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
