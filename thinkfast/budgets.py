@@ -10,11 +10,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from .scoring import best_of_n, majority_at_k, pass_at_k
+from .scoring import best_of_n, bootstrap_ci, majority_at_k, pass_at_k
 
 # %% auto #0
-__all__ = ['samples_within', 'throughput_from_results', 'measured_throughput', 'by_problem', 'budget_curve', 'pareto_front',
-           'plot_budget_curves']
+__all__ = ['samples_within', 'throughput_from_results', 'measured_throughput', 'call_rates', 'by_problem', 'budget_curve',
+           'pareto_front', 'plot_budget_curves']
 
 # %% ../nbs/09_budgets.ipynb #6d97f34a
 def samples_within(budget_s: float, tokens_per_s: float, tokens_per_sample: float) -> int:
@@ -48,6 +48,17 @@ def measured_throughput(records: list) -> float:
     return sum(r["tokens"] for r in records) / secs
 
 
+def call_rates(records: list) -> list:
+    """Tokens per second of each engine call of a sampling run, in the order the calls were drawn: the records that
+    name the same `call` (the sampling runner's field) share that call's time in proportion to their tokens."""
+    tok, sec = {}, {}
+    for r in records:
+        if "call" not in r: raise ValueError("records without a `call` field (written before it existed): use measured_throughput")
+        tok[r["call"]] = tok.get(r["call"], 0) + r["tokens"]
+        sec[r["call"]] = sec.get(r["call"], 0.0) + r["seconds"]
+    return [tok[c] / sec[c] for c in tok if sec[c] > 0]
+
+
 def by_problem(records: list, n: int | None = None) -> dict:
     "problem_id -> its samples in sample order (the first n of them, every problem needing at least n)."
     g = defaultdict(list)
@@ -60,10 +71,11 @@ def by_problem(records: list, n: int | None = None) -> dict:
 
 
 def budget_curve(records: list, budgets: list, tokens_per_s: float | None = None, scores: dict | None = None,
-                 resamples: int = 50, seed: int = 0) -> list:
+                 resamples: int = 50, seed: int = 0, ci: float | None = None) -> list:
     """For each budget (seconds per problem): samples k it buys, coverage (pass@k), majority@k and, with
     `scores` ({(problem_id, sample): reward}), weighted best-of-k. Budgets that buy 0 samples score 0;
-    budgets beyond the samples drawn are left out (not extrapolated)."""
+    budgets beyond the samples drawn are left out (not extrapolated). With `ci` (e.g. 0.95), each metric also gets
+    `METRIC_ci`: a percentile bootstrap interval over problems (`bootstrap_ci`)."""
     probs = by_problem(records)
     n = len(next(iter(probs.values())))
     rate = tokens_per_s or measured_throughput(records)
@@ -72,15 +84,19 @@ def budget_curve(records: list, budgets: list, tokens_per_s: float | None = None
     for t in budgets:
         k = samples_within(t, rate, mean_len)
         if k > n: continue
-        row = dict(seconds=t, k=k, coverage=0.0, majority=0.0, best_of_n=0.0 if scores else None)
+        per = dict(coverage=[0.0] * len(probs), majority=[0.0] * len(probs), best_of_n=[0.0] * len(probs) if scores else None)
         if k:
-            row["coverage"] = float(np.mean([pass_at_k(n, sum(r["correct"] for r in rs), k) for rs in probs.values()]))
-            row["majority"] = float(np.mean([majority_at_k([r["answer"] for r in rs], [r["correct"] for r in rs], k,
-                                                           resamples, seed) for rs in probs.values()]))
+            per["coverage"] = [pass_at_k(n, sum(r["correct"] for r in rs), k) for rs in probs.values()]
+            per["majority"] = [majority_at_k([r["answer"] for r in rs], [r["correct"] for r in rs], k, resamples, seed)
+                               for rs in probs.values()]
             if scores:
-                row["best_of_n"] = float(np.mean([best_of_n([r["answer"] for r in rs], [r["correct"] for r in rs],
-                                                            [scores[(p, r["sample"])] for r in rs], k, True, resamples, seed)
-                                                  for p, rs in probs.items()]))
+                per["best_of_n"] = [best_of_n([r["answer"] for r in rs], [r["correct"] for r in rs],
+                                              [scores[(p, r["sample"])] for r in rs], k, True, resamples, seed)
+                                    for p, rs in probs.items()]
+        row = dict(seconds=t, k=k, **{m: float(np.mean(v)) if v is not None else None for m, v in per.items()})
+        if ci:
+            for m, v in per.items():
+                row[f"{m}_ci"] = list(bootstrap_ci(v, alpha=1 - ci, seed=seed)[1:]) if v is not None else None
         rows.append(row)
     return rows
 
@@ -95,16 +111,25 @@ def pareto_front(curves: dict, metric: str) -> list:
 
 
 def plot_budget_curves(curves: dict, metrics=("coverage", "majority"), title: str = ""):
-    "Accuracy against seconds per problem, one line per model, the Pareto front dashed (Figure 1 style)."
+    """Accuracy against seconds per problem, one line per model (its bootstrap interval shaded where the rows have
+    one), the Pareto front dashed (Figure 1 style)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     metrics = [m for m in metrics if any(r[m] is not None for rows in curves.values() for r in rows)]
     fig, axs = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.3), squeeze=False)
     for ax, m in zip(axs[0], metrics):
         for name, rows in curves.items():
-            ax.plot([r["seconds"] for r in rows], [r[m] for r in rows], "o-", ms=3, label=name)
+            line, = ax.plot([r["seconds"] for r in rows], [r[m] for r in rows], "o-", ms=3, label=name)
+            band = [(r["seconds"], *r[f"{m}_ci"]) for r in rows if r.get(f"{m}_ci")]
+            if band: ax.fill_between(*zip(*band), color=line.get_color(), alpha=0.15, lw=0)
         front = pareto_front(curves, m)
         ax.plot([f[0] for f in front], [f[1] for f in front], "k--", lw=1, label="Pareto front")
-        ax.set_xscale("log"); ax.set_xlabel("seconds of generation per problem"); ax.set_ylabel(m)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))     # a few labelled ticks, none overlapping
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("seconds of generation per problem")
+        ax.set_ylabel(m)
         ax.grid(alpha=0.3)
     axs[0][0].legend(fontsize=8)
     if title: fig.suptitle(title, fontsize=10)

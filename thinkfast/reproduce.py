@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import statistics
 import re
 import time
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .budgets import budget_curve, by_problem, measured_throughput, plot_budget_curves
+from .budgets import budget_curve, by_problem, call_rates, measured_throughput, plot_budget_curves
 from .cli import run_info
 from .distill import STAGES, chat_example, distill, pack, train_stage
 from .records import SettingsMismatch, exclusive, folder_settings, remove_output, write_json
@@ -26,9 +27,10 @@ from .scoring import coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
 
 # %% auto #0
-__all__ = ['PRESETS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'check_settings_values', 'parse_param',
-           'resolve', 'is_run_folder', 'check_run_folder', 'make_tokenizer', 'accelerator_for', 'train_teacher',
-           'train_verifier', 'verifier_scores', 'compare_at_budgets']
+__all__ = ['PRESETS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'walk_problem', 'walk_problems',
+           'task_problems', 'check_settings_values', 'parse_param', 'resolve', 'is_run_folder', 'check_run_folder',
+           'make_tokenizer', 'accelerator_for', 'train_teacher', 'train_verifier', 'verifier_scores',
+           'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -63,24 +65,66 @@ def arithmetic_problems(n: int, seed: int, min_steps: int = 1, max_steps: int = 
         out.append(dict(id=f"{prefix}-{seed}-{i}", **p))
     return out
 
+# %% ../nbs/10_reproduce.ipynb #83b5deb2
+def walk_problem(rng: random.Random, steps: int, max_start: int = 9999, slip: float = 0.0,
+                 slip_rng: random.Random | None = None) -> dict:
+    """One digit walk: start at a 4-digit number and, `steps` times, add the sum of its last two digits. The solution
+    writes one step per line, counting down (`k: x+s=y`), and ends with the answer boxed. `slip` > 0 writes it as the
+    imperfect writer does: a step whose sum crosses into a new thousand drops that carry with probability `slip`, and
+    the walk goes on from the wrong number (its slips drawn from `slip_rng`, default `rng`). `answer` is always the
+    true end of the walk; `traps` counts the carries into a new thousand of the true walk, `slips` the slips written."""
+    if steps < 1 or max_start < 1000 or not 0 <= slip <= 1:
+        raise ValueError(f"steps={steps}, max_start={max_start}, slip={slip}; allowed: >= 1, >= 1000, 0..1")
+    x = true = rng.randint(1000, max_start)
+    q = f"Start at {x}. Add the sum of the last two digits, {steps} times. Where do you end?"
+    lines, slips, traps = [], 0, 0
+    for k in range(steps, 0, -1):
+        s = (x // 10) % 10 + x % 10
+        y = x + s
+        if (true + (true // 10) % 10 + true % 10) // 1000 != true // 1000: traps += 1
+        true += (true // 10) % 10 + true % 10
+        if y // 1000 != x // 1000 and slip and (slip_rng or rng).random() < slip:
+            y -= 1000
+            slips += 1
+        lines.append(f"{k}: {x}+{s}={y}")
+        x = y
+    return dict(question=q, solution="\n".join(lines) + f"\nThe answer is \\boxed{{{x}}}.", answer=str(true), traps=traps, slips=slips)
+
+
+def walk_problems(n: int, seed: int, min_steps: int = 50, max_steps: int = 80, max_start: int = 9999, slip: float = 0.0,
+                  prefix: str = "walk") -> list:
+    "`n` seeded digit walks with ids, steps drawn uniformly from min_steps..max_steps."
+    rng, slips = random.Random(seed), random.Random(f"{seed}-slips")      # the same walks whatever the slip
+    return [dict(id=f"{prefix}-{seed}-{i}", **walk_problem(rng, rng.randint(min_steps, max_steps), max_start, slip, slips))
+            for i in range(n)]
+
+
+def task_problems(cfg: dict, n: int, seed: int, prefix: str, slip: float = 0.0) -> list:
+    "`n` problems of the run's synthetic task (`cfg['task']`: 'arithmetic' or 'walk'), solutions by a writer that slips at `slip`."
+    if cfg.get("task", "arithmetic") == "walk":
+        return walk_problems(n, seed, cfg["min_steps"], cfg["max_steps"], cfg["max_start"], slip, prefix)
+    return arithmetic_problems(n, seed, cfg["min_steps"], cfg["max_steps"], cfg["max_start"], cfg["max_delta"], prefix)
+
 # %% ../nbs/10_reproduce.ipynb #6e3390e2
 PRESETS = {
-    "tiny": dict(device="cpu", teacher="train", seed=0, n_train=800, n_eval=12, min_steps=1, max_steps=2, max_start=9, max_delta=5,
+    "tiny": dict(device="cpu", teacher="train", task="arithmetic", slip=0.0, seed=0, n_train=800, n_eval=12, min_steps=1, max_steps=2, max_start=9, max_delta=5,
                  d_model=64, n_layers=4, n_heads=4, n_kv_heads=2, d_ff=192, seq_len=512, teacher_steps=150, teacher_lr=3e-3,
                  micro_batch=4, hybrid_attn_layers=[0], distill_stages=["hidden", "kl"], distill_steps={"hidden": 10, "kl": 20},
-                 distill_lr={"hidden": 3e-3, "kl": 1e-3}, n_samples=4, max_new_tokens=64, temperature=0.8, top_p=0.95,
-                 batch_problems=12, n_budgets=12, dtype="float32",
+                 distill_lr={"hidden": 3e-3, "kl": 1e-3}, distill_warmup={}, n_samples=4, max_new_tokens=64, temperature=0.8,
+                 top_p=0.95, batch_problems=12, n_budgets=12, dtype="float32", speed_batch=4, speed_lengths=[16, 32],
                  verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
-    "mini": dict(device="cuda", teacher="train", seed=0, n_train=20000, n_eval=200, min_steps=3, max_steps=6, max_start=99, max_delta=99,
-                 d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152, seq_len=1024, teacher_steps=800, teacher_lr=1e-3,
-                 micro_batch=32, hybrid_attn_layers=[3, 7], distill_stages=["matrix", "hidden", "kl"],
-                 distill_steps={"matrix": 30, "hidden": 100, "kl": 400}, distill_lr={"matrix": 1e-3, "hidden": 1e-3, "kl": 3e-4},
-                 n_samples=32, max_new_tokens=256, temperature=0.8, top_p=0.95, batch_problems=100, n_budgets=24, dtype="bfloat16",
-                 verifier="train", verifier_problems=400, verifier_samples=8, verifier_steps=200, verifier_lr=1e-4, verifier_batch=64),
+    "mini": dict(device="cuda", teacher="train", task="walk", slip=0.7, seed=0, n_train=20000, n_eval=200, min_steps=50,
+                 max_steps=80, max_start=9999, max_delta=99, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152,
+                 seq_len=2048, teacher_steps=900, teacher_lr=1e-3, micro_batch=16, hybrid_attn_layers=[3, 7],
+                 distill_stages=["hidden", "kl"], distill_steps={"hidden": 60, "kl": 400}, distill_lr={"hidden": 1e-3, "kl": 5e-4},
+                 distill_warmup={"hidden": 0, "kl": 20}, n_samples=32, max_new_tokens=1536, temperature=0.8, top_p=0.95,
+                 batch_problems=32, n_budgets=24, dtype="bfloat16", speed_batch=1024, speed_lengths=[128, 256, 512, 1024, 2048],
+                 verifier="train", verifier_problems=256, verifier_samples=8, verifier_steps=150, verifier_lr=1e-4, verifier_batch=32),
     "paper": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", data="hub:nvidia/OpenMathInstruct-2:train_1M",
                   eval_data="gsm8k", eval_path=None, seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
                   hybrid_attn_layers=[3, 7, 11, 15], distill_stages=["matrix", "hidden", "kl"],
                   distill_steps={"matrix": 2000, "hidden": 4000, "kl": 60000}, distill_lr={"matrix": 1e-4, "hidden": 1e-4, "kl": 1e-5},
+                  distill_warmup={"kl": 100}, speed_batch=64, speed_lengths=[256, 512, 1024],
                   n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95, batch_problems=64, n_budgets=24, dtype="bfloat16",
                   verifier=None, verifier_problems=0, verifier_samples=0, verifier_steps=0, verifier_lr=0.0, verifier_batch=16),
 }
@@ -108,6 +152,8 @@ _word = lambda v: isinstance(v, str) and v.strip() != ""
 SETTING_RULES = {
     "device": ("'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?", v)),
     "teacher": ("'train' or a Llama (hub name or folder)", _word),
+    "task": ("'arithmetic' or 'walk' (the synthetic tasks of a teacher trained here)", lambda v: v in ("arithmetic", "walk")),
+    "slip": _num(0, False, 1.0),
     "data": ("a data spec: gsm8k:PATH, jsonl:PATH:PROMPT:RESPONSE or hub:NAME[:SPLIT]", _word),
     "eval_data": ("'gsm8k' or 'math500'", lambda v: v in ("gsm8k", "math500")),
     "eval_path": ("null (the hub) or a jsonl path", lambda v: v is None or _word(v)),
@@ -119,7 +165,9 @@ SETTING_RULES = {
                            lambda v: isinstance(v, list) and all(type(x) is int and x >= 0 for x in v) and len(set(v)) == len(v)),
     "distill_stages": (f"a non-empty JSON list of distinct stages from {', '.join(STAGES)}",
                        lambda v: isinstance(v, list) and v and all(s in STAGES for s in v) and len(set(v)) == len(v)),
-    "distill_steps": _stage_map(_int(1)), "distill_lr": _stage_map(_num(0, True)),
+    "distill_steps": _stage_map(_int(1)), "distill_lr": _stage_map(_num(0, True)), "distill_warmup": _stage_map(_int(0)),
+    "speed_batch": _int(1),
+    "speed_lengths": ("a non-empty JSON list of ints >= 1 (new tokens)", lambda v: isinstance(v, list) and v and all(type(x) is int and x >= 1 for x in v)),
     "n_samples": _int(1), "max_new_tokens": _int(1), "temperature": _num(0), "top_p": _num(0, True, 1.0),
     "batch_problems": _int(1), "n_budgets": _int(2), "dtype": ("'float32' or 'bfloat16'", lambda v: v in ("float32", "bfloat16")),
     "verifier": ("'train', null (none) or a saved outcome reward model", lambda v: v is None or _word(v)),
@@ -136,6 +184,7 @@ def check_settings_values(cfg: dict) -> dict:
     def need(cond, msg):
         if not cond: raise ValueError(msg)
     if "min_steps" in cfg: need(cfg["min_steps"] <= cfg["max_steps"], f"min_steps={cfg['min_steps']} > max_steps={cfg['max_steps']}")
+    if cfg.get("task") == "walk": need(cfg["max_start"] >= 1000, f"max_start={cfg['max_start']} with task='walk'; allowed: >= 1000")
     if "d_model" in cfg:
         need(cfg["d_model"] % cfg["n_heads"] == 0, f"d_model={cfg['d_model']} is not a multiple of n_heads={cfg['n_heads']}")
         need(cfg["n_heads"] % cfg["n_kv_heads"] == 0, f"n_heads={cfg['n_heads']} is not a multiple of n_kv_heads={cfg['n_kv_heads']}")
@@ -313,7 +362,8 @@ def verifier_scores(scorer, records: list, questions: dict) -> dict:
 
 # %% ../nbs/10_reproduce.ipynb #bfe05b93
 def compare_at_budgets(curves: dict, teacher: str = "teacher", metrics=("coverage", "majority")) -> dict:
-    "For each student and metric: the budgets where it beats the teacher, and its largest and mean margin there."
+    """For each student and metric: the budgets where it beats the teacher, its largest and mean margin, and the
+    crossover: the smallest budget from which it is ahead at every larger budget (None if it ends behind or level)."""
     out = {}
     t = {r["seconds"]: r for r in curves[teacher]}
     for name, rows in curves.items():
@@ -321,7 +371,12 @@ def compare_at_budgets(curves: dict, teacher: str = "teacher", metrics=("coverag
         for m in metrics:
             diffs = [(r["seconds"], r[m] - t[r["seconds"]][m]) for r in rows if r["seconds"] in t]
             wins = [(s, d) for s, d in diffs if d > 0]
+            cross = None
+            for s, d in reversed(diffs):
+                if d <= 0: break
+                cross = s
             out[f"{name}/{m}"] = dict(budgets=len(diffs), wins=len(wins), win_budgets_s=[round(s, 4) for s, _ in wins],
                                       max_margin=max((d for _, d in diffs), default=None),
-                                      mean_margin=sum(d for _, d in diffs) / len(diffs) if diffs else None)
+                                      mean_margin=sum(d for _, d in diffs) / len(diffs) if diffs else None,
+                                      crossover_s=round(cross, 6) if cross is not None else None)
     return out

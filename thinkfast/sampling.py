@@ -271,6 +271,7 @@ def _draw(model, tokenizer, mine, path, done, n, max_new_tokens, temperature, to
                              stop=stop, seed=seed, first_sample=first)
                 # the engine's own (synchronised) prefill + decode time: CUDA-graph capture, done once per shape, is left out
                 secs = g.timings["prefill_s"] + g.timings["decode_s"]
+                call = f"{group[0][0]['id']}+{first}"     # names the engine call: its rate is tokens / seconds over its records
                 total = max(1, sum(len(t) for ts in g.token_ids for t in ts))
                 recs = []
                 for (p, miss), texts, ids, why in zip(group, g.texts, g.token_ids, g.finish_reasons):
@@ -278,7 +279,8 @@ def _draw(model, tokenizer, mine, path, done, n, max_new_tokens, temperature, to
                         if first + j not in miss: continue
                         ans, ok = score_text(texts[j], p["answer"])
                         recs.append(dict(problem_id=p["id"], sample=first + j, text=texts[j], answer=ans, correct=ok,
-                                         tokens=len(ids[j]), finish=why[j], seconds=secs * len(ids[j]) / total, seed=seed))
+                                         tokens=len(ids[j]), finish=why[j], seconds=secs * len(ids[j]) / total, seed=seed,
+                                         call=call))
                 _append(f, recs)
                 if bar: bar.update(len(recs))
     if bar: bar.close()
