@@ -19,6 +19,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -28,10 +29,10 @@ from .layers import Attention
 from .students import ThinkfastForCausalLM
 
 # %% auto #0
-__all__ = ['STAGES', 'FRESH', 'load_state', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'pack', 'packed_dataset',
-           'masked_ce', 'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss', 'hidden_loss', 'kl_loss',
-           'Stage', 'latest_checkpoint', 'CheckpointWriter', 'is_sharded', 'shard_student', 'full_state',
-           'load_full_state', 'save_checkpoint', 'check_stage', 'train_stage', 'distill', 'loss_figure',
+__all__ = ['STAGES', 'FRESH', 'load_state', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'chat_examples', 'pack',
+           'packed_dataset', 'masked_ce', 'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss',
+           'hidden_loss', 'kl_loss', 'Stage', 'latest_checkpoint', 'CheckpointWriter', 'is_sharded', 'shard_student',
+           'full_state', 'load_full_state', 'save_checkpoint', 'check_stage', 'train_stage', 'distill', 'loss_figure',
            'model_settings', 'data_fingerprint', 'run_settings', 'stage_settings', 'check_stage_folder']
 
 # %% ../nbs/05_distill.ipynb #127bdbe7
@@ -97,32 +98,52 @@ def chat_example(tokenizer, problem: str, solution: str, instruction: str = COT_
         raise ValueError("the chat template does not render the prompt as a prefix of the full chat; cannot mask it")
     return full, [-100] * len(prompt) + full[len(prompt):]
 
+
+def chat_examples(tokenizer, pairs: list, instruction: str = COT_INSTRUCTION) -> list:
+    """`chat_example` for many (problem, solution) pairs at once: the chats rendered as text, then tokenised in one
+    batch call (20,000 long walks: a few seconds instead of half a minute). The same ids and labels as one by one."""
+    user = lambda p: [{"role": "user", "content": f"{instruction}\n\n{p}"}]
+    render = lambda convs, gen: tokenizer.apply_chat_template(convs, add_generation_prompt=gen, tokenize=False)
+    if not pairs: return []
+    prompts = render([user(p) for p, _ in pairs], True)
+    fulls = render([user(p) + [{"role": "assistant", "content": s}] for p, s in pairs], False)
+    enc = lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]
+    out = []
+    for prompt, full in zip(enc(prompts), enc(fulls)):
+        if full[:len(prompt)] != prompt:
+            raise ValueError("the chat template does not render the prompt as a prefix of the full chat; cannot mask it")
+        out.append((full, [-100] * len(prompt) + full[len(prompt):]))
+    return out
+
 # %% ../nbs/05_distill.ipynb #b1323dbb
 def pack(examples: list, seq_len: int, pad_id: int = 0) -> dict:
-    "Pack (ids, labels) examples into rows: input_ids, labels, position_ids, seq_idx `(rows, seq_len)`, and stats."
+    """Pack (ids, labels) examples into rows: input_ids, labels, position_ids, seq_idx `(rows, seq_len)`, and stats.
+    Documents fill a row in order until the next would not fit; a longer one is cut to `seq_len`, one with no label
+    left after its first token is dropped. Positions restart at each document and the loss never crosses one."""
     if seq_len < 2: raise ValueError(f"seq_len={seq_len}; allowed: >= 2")
-    rows, cur, cut, padded = [], [], 0, 0
-    def close():
-        if not cur: return
-        ids, lab, pos, doc = [], [], [], []
-        for d, (i, l) in enumerate(cur):
-            ids += i; lab += [-100] + l[1:]; pos += range(len(i)); doc += [d] * len(i)   # no loss across a boundary
-        n = seq_len - len(ids)
-        nonlocal padded
-        padded += n
-        ids += [pad_id] * n; lab += [-100] * n; pos += range(n); doc += [len(cur)] * n
-        rows.append((ids, lab, pos, doc)); cur.clear()
-    used, dropped = 0, 0
+    rows, cur, used, cut, dropped = [], [], 0, 0, 0
     for ids, lab in examples:
         if len(ids) > seq_len: ids, lab, cut = ids[:seq_len], lab[:seq_len], cut + 1
         if all(l == -100 for l in lab[1:]): dropped += 1; continue          # nothing left to learn from
-        if used + len(ids) > seq_len: close(); used = 0
+        if used + len(ids) > seq_len: rows.append(cur); cur, used = [], 0
         cur.append((ids, lab)); used += len(ids)
-    close()
-    t = lambda k: torch.tensor([r[k] for r in rows], dtype=torch.long)
-    out = dict(input_ids=t(0), labels=t(1), position_ids=t(2), seq_idx=t(3))
+    if cur: rows.append(cur)
+    shape = (len(rows), seq_len)
+    ids_, lab_ = np.full(shape, pad_id, np.int64), np.full(shape, -100, np.int64)
+    pos_, doc_ = np.empty(shape, np.int64), np.empty(shape, np.int64)
+    ramp, filled = np.arange(seq_len), 0
+    for r, docs in enumerate(rows):
+        o = 0
+        for d, (i, l) in enumerate(docs):
+            k = len(i)
+            ids_[r, o:o + k], lab_[r, o + 1:o + k] = i, l[1:]           # no loss on a document's first token
+            pos_[r, o:o + k], doc_[r, o:o + k] = ramp[:k], d
+            o += k
+        pos_[r, o:], doc_[r, o:] = ramp[:seq_len - o], len(docs)        # the padding: one more document
+        filled += o
+    out = {k: torch.from_numpy(v) for k, v in dict(input_ids=ids_, labels=lab_, position_ids=pos_, seq_idx=doc_).items()}
     out["stats"] = dict(documents=len(examples), rows=len(rows), truncated=cut, dropped=dropped, seq_len=seq_len,
-                        loss_tokens=int((out["labels"] != -100).sum()), fill=1 - padded / max(1, len(rows) * seq_len))
+                        loss_tokens=int((lab_ != -100).sum()), fill=1 - (len(rows) * seq_len - filled) / max(1, len(rows) * seq_len))
     return out
 
 
@@ -133,7 +154,7 @@ def packed_dataset(tokenizer, pairs: list, seq_len: int, cache_dir=None, key: st
                                    pairs], sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"packed-{h}.pt" if cache_dir else None
     if path and path.exists(): return load_state(path, mmap=False)
-    data = pack([chat_example(tokenizer, p, s) for p, s in pairs], seq_len,
+    data = pack(chat_examples(tokenizer, pairs), seq_len,
                 tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,14 +20,14 @@ import torch
 
 from .budgets import budget_curve, by_problem, call_rates, measured_throughput, plot_budget_curves
 from .cli import run_info
-from .distill import STAGES, chat_example, distill, pack, train_stage
+from .distill import STAGES, chat_examples, distill, pack, train_stage
 from .records import SettingsMismatch, exclusive, folder_settings, remove_output, write_json
 from .sampling import read_samples, sample_problems
 from .scoring import coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
 
 # %% auto #0
-__all__ = ['PRESETS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'walk_problem', 'walk_problems',
+__all__ = ['PRESETS', 'STUDENTS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'walk_problem', 'walk_problems',
            'task_problems', 'check_settings_values', 'parse_param', 'resolve', 'is_run_folder', 'check_run_folder',
            'make_tokenizer', 'accelerator_for', 'train_teacher', 'train_verifier', 'verifier_scores',
            'compare_at_budgets']
@@ -110,21 +110,22 @@ PRESETS = {
     "tiny": dict(device="cpu", teacher="train", task="arithmetic", slip=0.0, seed=0, n_train=800, n_eval=12, min_steps=1, max_steps=2, max_start=9, max_delta=5,
                  d_model=64, n_layers=4, n_heads=4, n_kv_heads=2, d_ff=192, seq_len=512, teacher_steps=150, teacher_lr=3e-3,
                  micro_batch=4, hybrid_attn_layers=[0], distill_stages=["hidden", "kl"], distill_steps={"hidden": 10, "kl": 20},
-                 distill_lr={"hidden": 3e-3, "kl": 1e-3}, distill_warmup={}, n_samples=4, max_new_tokens=64, temperature=0.8,
+                 distill_lr={"hidden": 3e-3, "kl": 1e-3}, distill_warmup={}, student_steps={}, student_init={}, n_samples=4, max_new_tokens=64, temperature=0.8,
                  top_p=0.95, batch_problems=12, n_budgets=12, dtype="float32", speed_batch=4, speed_lengths=[16, 32],
                  verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
     "mini": dict(device="cuda", teacher="train", task="walk", slip=0.7, seed=0, n_train=20000, n_eval=200, min_steps=50,
                  max_steps=80, max_start=9999, max_delta=99, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152,
-                 seq_len=2048, teacher_steps=900, teacher_lr=1e-3, micro_batch=16, hybrid_attn_layers=[3, 7],
-                 distill_stages=["hidden", "kl"], distill_steps={"hidden": 60, "kl": 400}, distill_lr={"hidden": 1e-3, "kl": 5e-4},
-                 distill_warmup={"hidden": 0, "kl": 20}, n_samples=32, max_new_tokens=1536, temperature=0.8, top_p=0.95,
-                 batch_problems=32, n_budgets=24, dtype="bfloat16", speed_batch=1024, speed_lengths=[128, 256, 512, 1024, 2048],
+                 seq_len=1792, teacher_steps=900, teacher_lr=1e-3, micro_batch=16, hybrid_attn_layers=[3, 7],
+                 distill_stages=["hidden", "kl"], distill_steps={"hidden": 100, "kl": 500}, distill_lr={"hidden": 1e-3, "kl": 1e-3},
+                 distill_warmup={"hidden": 0, "kl": 20}, student_steps={"llamba": {"kl": 800}},
+                 student_init={"llamba": "random", "hybrid": "attention"}, n_samples=32, max_new_tokens=1536, temperature=0.8,
+                 top_p=0.95, batch_problems=32, n_budgets=24, dtype="bfloat16", speed_batch=1024, speed_lengths=[256, 512, 1024, 2048],
                  verifier="train", verifier_problems=256, verifier_samples=8, verifier_steps=150, verifier_lr=1e-4, verifier_batch=32),
     "paper": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", data="hub:nvidia/OpenMathInstruct-2:train_1M",
                   eval_data="gsm8k", eval_path=None, seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
                   hybrid_attn_layers=[3, 7, 11, 15], distill_stages=["matrix", "hidden", "kl"],
                   distill_steps={"matrix": 2000, "hidden": 4000, "kl": 60000}, distill_lr={"matrix": 1e-4, "hidden": 1e-4, "kl": 1e-5},
-                  distill_warmup={"kl": 100}, speed_batch=64, speed_lengths=[256, 512, 1024],
+                  distill_warmup={"kl": 100}, student_steps={}, student_init={}, speed_batch=64, speed_lengths=[256, 512, 1024],
                   n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95, batch_problems=64, n_budgets=24, dtype="bfloat16",
                   verifier=None, verifier_problems=0, verifier_samples=0, verifier_steps=0, verifier_lr=0.0, verifier_batch=16),
 }
@@ -149,6 +150,7 @@ def _stage_map(value_rule):
 
 
 _word = lambda v: isinstance(v, str) and v.strip() != ""
+STUDENTS = {"llamba": dict(attn_layers=[], mixer="llamba"), "hybrid": dict(mixer="mambainllama")}   # hybrid: + hybrid_attn_layers
 SETTING_RULES = {
     "device": ("'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?", v)),
     "teacher": ("'train' or a Llama (hub name or folder)", _word),
@@ -166,6 +168,10 @@ SETTING_RULES = {
     "distill_stages": (f"a non-empty JSON list of distinct stages from {', '.join(STAGES)}",
                        lambda v: isinstance(v, list) and v and all(s in STAGES for s in v) and len(set(v)) == len(v)),
     "distill_steps": _stage_map(_int(1)), "distill_lr": _stage_map(_num(0, True)), "distill_warmup": _stage_map(_int(0)),
+    "student_steps": (f"a JSON object {{student: {{stage: an int >= 1}}}} with students from {', '.join(STUDENTS)}, overriding distill_steps",
+                      lambda v: isinstance(v, dict) and all(k in STUDENTS and _stage_map(_int(1))[1](x) for k, x in v.items())),
+    "student_init": (f"a JSON object {{student: 'attention' or 'random'}} with students from {', '.join(STUDENTS)} (default 'attention')",
+                     lambda v: isinstance(v, dict) and all(k in STUDENTS and x in ("attention", "random") for k, x in v.items())),
     "speed_batch": _int(1),
     "speed_lengths": ("a non-empty JSON list of ints >= 1 (new tokens)", lambda v: isinstance(v, list) and v and all(type(x) is int and x >= 1 for x in v)),
     "n_samples": _int(1), "max_new_tokens": _int(1), "temperature": _num(0), "top_p": _num(0, True, 1.0),
@@ -193,6 +199,9 @@ def check_settings_values(cfg: dict) -> dict:
     for name in ("distill_steps", "distill_lr"):
         miss = [s for s in cfg["distill_stages"] if s not in cfg[name]]
         need(not miss, f"{name}={json.dumps(cfg[name])} has no value for stage {miss[0] if miss else ''!r} of distill_stages")
+    for who, steps in cfg.get("student_steps", {}).items():
+        extra = [s for s in steps if s not in cfg["distill_stages"]]
+        need(not extra, f"student_steps={json.dumps(cfg['student_steps'])}: stage {extra[0] if extra else ''!r} of {who} is not in distill_stages")
     if cfg["verifier"] == "train":
         low = [k for k in ("verifier_problems", "verifier_samples", "verifier_steps") if cfg[k] < 1]
         need(not low, f"{low[0] if low else ''}={cfg[low[0]] if low else ''} with verifier='train'; allowed: an int >= 1 (or verifier=null)")

@@ -248,13 +248,17 @@ def _check_attn_layers(attn_layers, n: int) -> list[int]:
 
 
 @torch.no_grad()
-def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", **config_overrides) -> ThinkfastForCausalLM:
+def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", mixer_init: str = "attention",
+               **config_overrides) -> ThinkfastForCausalLM:
     """Convert a transformers `LlamaForCausalLM`: keep `attn_layers` as attention, replace the others by
-    `mixer` ('mambainllama' or 'llamba'), copy every shared weight, initialise mixers from attention.
+    `mixer` ('mambainllama' or 'llamba'), copy every shared weight, initialise mixers from attention
+    (`mixer_init='attention'`) or leave them at their random initialisation (`'random'`, the ablation's control).
     `config_overrides` set other `ThinkfastConfig` fields (a Llamba student defaults to llamba_nheads =
     attention heads and llamba_d_state = head_dim, the shape that attention initialises)."""
     if mixer not in ("mambainllama", "llamba"):
         raise ValueError(f"mixer={mixer!r}; allowed: 'mambainllama', 'llamba'")
+    if mixer_init not in ("attention", "random"):
+        raise ValueError(f"mixer_init={mixer_init!r}; allowed: 'attention', 'random'")
     cfg = _teacher_config(teacher)
     keep = _check_attn_layers(attn_layers, cfg["num_hidden_layers"])
     cfg["layer_mixers"] = ["attention" if i in keep else mixer for i in range(cfg["num_hidden_layers"])]
@@ -280,7 +284,7 @@ def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", **config_ov
         if sl.kind == "attention":
             for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
                 getattr(sl.mixer, name).weight.copy_(getattr(tl.self_attn, name).weight)
-        elif (sl.mixer.nheads, sl.mixer.headdim, sl.mixer.d_state) == (attn.n_heads, attn.hd, attn.hd):
+        elif mixer_init == "attention" and (sl.mixer.nheads, sl.mixer.headdim, sl.mixer.d_state) == (attn.n_heads, attn.hd, attn.hd):
             init_mixer_from_attention(sl.mixer, attn)
     return student
 

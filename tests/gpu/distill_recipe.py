@@ -1,0 +1,119 @@
+"""Learning curves of the `mini` students, and the initialisation ablation, on one GPU.
+
+    python tests/gpu/distill_recipe.py OUT_DIR [budget_s] [variants]
+
+Trains the `mini` teacher exactly as `thinkfast reproduce --preset mini` does, then distils each variant (a student
+kind, its mixer initialisation and a schedule: a hidden-state stage, then KL stages run back to back) and after every
+KL stage scores greedy decoding on held-out walks, and the student's agreement with the teacher (argmax and KL per
+answer token, teacher-forced on held-out solutions). Variants run in the order given until `budget_s` (default 480)
+would be passed. Every measurement is appended to OUT_DIR/curves.jsonl as it is made (a killed run keeps what it
+finished); OUT_DIR/recipe.json gathers them with the run's device and commit at the end.
+"""
+import copy
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from thinkfast.cli import run_info
+from thinkfast.distill import STAGES, chat_example, masked_kl, pack, train_stage
+from thinkfast.records import write_json
+from thinkfast.reproduce import accelerator_for, make_tokenizer, resolve, task_problems, train_teacher
+from thinkfast.sampling import read_samples, sample_problems
+from thinkfast.students import from_llama, to_llama
+
+# name: (mixer, attention layers, mixer init, hidden (steps, lr), KL stages [(steps, lr, warmup, min_lr_ratio)])
+_N = int(os.environ.get("RECIPE_KL", 200))         # steps of each KL stage
+_H = int(os.environ.get("RECIPE_HIDDEN", 100))     # steps of the hidden-state stage
+KL = [(_N, 1e-3, 20, 1.0), (_N, 1e-3, 0, 1.0), (_N, 1e-3, 0, 0.1)]
+VARIANTS = {
+    "llamba": ("llamba", [], "attention", (_H, 1e-3), KL),
+    "hybrid": ("mambainllama", [3, 7], "attention", (_H, 1e-3), KL),
+    # the ablation: the same steps as the first point of the attention-initialised curve, mixers left random
+    "hybrid-random": ("mambainllama", [3, 7], "random", (_H, 1e-3), KL[:1]),
+    "llamba-random": ("llamba", [], "random", (_H, 1e-3), KL[:1]),
+}
+
+
+def main(out: Path, budget: float, names: list):
+    t_start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "curves.jsonl"
+    def record(**kw):
+        kw["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+        with open(log, "a") as f: f.write(json.dumps(kw) + "\n")
+        print(json.dumps(kw), flush=True)
+    cfg = resolve("mini", json.loads(os.environ.get("RECIPE_PARAMS", "{}")))      # overrides, for a smoke run on a CPU
+    device, dtype = torch.device(cfg["device"]), getattr(torch, cfg["dtype"])
+    tok = make_tokenizer(cfg)
+    train = task_problems(cfg, cfg["n_train"], cfg["seed"], "train", slip=cfg["slip"])
+    seen = {p["question"] for p in train}
+    probe = [p for p in task_problems(cfg, 128, cfg["seed"] + 1, "eval") if p["question"] not in seen][:100]
+    data = pack([chat_example(tok, p["question"], p["solution"]) for p in train], cfg["seq_len"], tok.pad_token_id or 0)
+    held = pack([chat_example(tok, p["question"], p["solution"]) for p in probe], cfg["seq_len"], tok.pad_token_id or 0)
+    held = {k: v[:16].to(device) for k, v in held.items() if k != "stats"}
+    t0 = time.perf_counter()
+    teacher = train_teacher(cfg, tok, data, out / "teacher").eval()
+    record(model="teacher", phase="train", seconds=round(time.perf_counter() - t0, 1), steps=cfg["teacher_steps"])
+
+    def greedy(model, tag):
+        ref = os.environ.pop("THINKFAST_REFERENCE", None)      # decode on the fast path, as the run does
+        t = time.perf_counter()
+        m = copy.deepcopy(model).to(device, dtype).eval()
+        rs = read_samples(sample_problems(m, tok, probe, out / f"greedy-{tag}.jsonl", n=1, max_new_tokens=cfg["max_new_tokens"],
+                                          temperature=0.0, seed=cfg["seed"], batch_problems=len(probe), progress=False, overwrite=True))
+        del m
+        if ref is not None: os.environ["THINKFAST_REFERENCE"] = ref
+        return sum(r["correct"] for r in rs) / len(rs), sorted(r["tokens"] for r in rs)[len(rs) // 2], time.perf_counter() - t
+
+    @torch.no_grad()
+    def agreement(model):
+        kw = dict(position_ids=held["position_ids"], seq_idx=held["seq_idx"])
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            ls, lt = model(held["input_ids"], **kw).logits.float(), teacher(held["input_ids"], **kw).logits.float()
+        mask = held["labels"][:, 1:] != -100
+        agree = (ls[:, :-1].argmax(-1) == lt[:, :-1].argmax(-1))[mask].float().mean().item()
+        return agree, masked_kl(ls, lt, held["labels"]).item()
+
+    acc, steps_s = greedy(teacher, "teacher"), {}
+    record(model="teacher", phase="eval", greedy=acc[0], median_tokens=acc[1], eval_s=round(acc[2], 1))
+    hf_teacher = to_llama(teacher)
+    for name in names:
+        mixer, attn, init, (h_steps, h_lr), kl = VARIANTS[name]
+        need = h_steps * 0.1 + sum(s for s, *_ in kl) * steps_s.get(mixer, 0.25) + 15 * len(kl)
+        if time.perf_counter() - t_start + need > budget:
+            record(model=name, phase="skipped", why=f"about {need:.0f} s needed, {budget - (time.perf_counter() - t_start):.0f} s left")
+            continue
+        torch.manual_seed(cfg["seed"])
+        s = from_llama(hf_teacher, attn_layers=attn, mixer=mixer, mixer_init=init)
+        t = time.perf_counter()
+        st = replace(STAGES["hidden"], steps=h_steps, lr=h_lr, micro_batch=cfg["micro_batch"], checkpoint_every=h_steps, seed=cfg["seed"])
+        m = train_stage(s, teacher, data, st, out / name, accelerator_for(cfg), progress=False)
+        record(model=name, phase="hidden", steps=h_steps, seconds=round(time.perf_counter() - t, 1), loss=[m[0]["loss"], m[-1]["loss"]])
+        done = 0
+        for j, (n, lr, warm, floor) in enumerate(kl):
+            t = time.perf_counter()
+            st = replace(STAGES["kl"], name=f"kl{j}", steps=n, lr=lr, warmup=warm, min_lr_ratio=floor, micro_batch=cfg["micro_batch"],
+                         checkpoint_every=n, seed=cfg["seed"] + j)
+            m = train_stage(s, teacher, data, st, out / name, accelerator_for(cfg), progress=False)
+            sec = time.perf_counter() - t
+            steps_s[mixer] = sec / n
+            done += n
+            s.eval()
+            g, med, es = greedy(s, f"{name}-{done}")
+            ag, kl_held = agreement(s)
+            s.train()
+            record(model=name, phase="kl", kl_steps=done, lr=lr, seconds=round(sec, 1), loss=[m[0]["loss"], m[-1]["loss"]],
+                   greedy=g, median_tokens=med, eval_s=round(es, 1), agree=ag, kl_held=kl_held)
+    rows = [json.loads(l) for l in log.read_text().splitlines()]
+    write_json(dict(run=run_info(device), settings=cfg, variants={k: VARIANTS[k] for k in names}, probe_problems=len(probe),
+                    rows=rows, wall_s=time.perf_counter() - t_start), out / "recipe.json")
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    main(Path(a[0]), float(a[1]) if len(a) > 1 else 480.0, a[2].split(",") if len(a) > 2 else list(VARIANTS))
