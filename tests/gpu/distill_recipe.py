@@ -36,7 +36,10 @@ VARIANTS = {
     # the ablation: the same steps as the first point of the attention-initialised curve, mixers left random
     "hybrid-random": ("mambainllama", [3, 7], "random", (_H, 1e-3), KL[:1]),
     "llamba-random": ("llamba", [], "random", (_H, 1e-3), KL[:1]),
+    # the preset's Llamba (random mixers, 800 KL steps), looked at half-way and at the end
+    "llamba-800": ("llamba", [], "random", (_H, 1e-3), [(400, 1e-3, 20, 1.0), (400, 1e-3, 0, 0.1)]),
 }
+ALL_REFERENCE = "ssd_scan,ssd_update,causal_conv1d,causal_conv1d_step"
 
 
 def main(out: Path, budget: float, names: list):
@@ -60,15 +63,21 @@ def main(out: Path, budget: float, names: list):
     teacher = train_teacher(cfg, tok, data, out / "teacher").eval()
     record(model="teacher", phase="train", seconds=round(time.perf_counter() - t0, 1), steps=cfg["teacher_steps"])
 
-    def greedy(model, tag):
-        ref = os.environ.pop("THINKFAST_REFERENCE", None)      # decode on the fast path, as the run does
+    starts = {p["id"]: p["question"].split()[2].rstrip(".") for p in probe}      # "Start at 7311. ..."
+
+    def greedy(model, tag, ops=None, problems=probe):
+        "Greedy accuracy, median length, seconds and the share whose first line starts from the question's number."
+        ref = os.environ.pop("THINKFAST_REFERENCE", None)      # decode on the fast path, as the run does ...
+        if ops: os.environ["THINKFAST_REFERENCE"] = ops        # ... or on the reference path, to tell model from kernels
         t = time.perf_counter()
         m = copy.deepcopy(model).to(device, dtype).eval()
-        rs = read_samples(sample_problems(m, tok, probe, out / f"greedy-{tag}.jsonl", n=1, max_new_tokens=cfg["max_new_tokens"],
-                                          temperature=0.0, seed=cfg["seed"], batch_problems=len(probe), progress=False, overwrite=True))
+        rs = read_samples(sample_problems(m, tok, problems, out / f"greedy-{tag}.jsonl", n=1, max_new_tokens=cfg["max_new_tokens"],
+                                          temperature=0.0, seed=cfg["seed"], batch_problems=len(problems), progress=False, overwrite=True))
         del m
+        os.environ.pop("THINKFAST_REFERENCE", None)
         if ref is not None: os.environ["THINKFAST_REFERENCE"] = ref
-        return sum(r["correct"] for r in rs) / len(rs), sorted(r["tokens"] for r in rs)[len(rs) // 2], time.perf_counter() - t
+        start_ok = sum(r["text"].split("\n")[0].partition(": ")[2].startswith(starts[r["problem_id"]] + "+") for r in rs) / len(rs)
+        return sum(r["correct"] for r in rs) / len(rs), sorted(r["tokens"] for r in rs)[len(rs) // 2], time.perf_counter() - t, start_ok
 
     @torch.no_grad()
     def agreement(model):
@@ -77,10 +86,16 @@ def main(out: Path, budget: float, names: list):
             ls, lt = model(held["input_ids"], **kw).logits.float(), teacher(held["input_ids"], **kw).logits.float()
         mask = held["labels"][:, 1:] != -100
         agree = (ls[:, :-1].argmax(-1) == lt[:, :-1].argmax(-1))[mask].float().mean().item()
-        return agree, masked_kl(ls, lt, held["labels"]).item()
+        hits = []                                # the four digits the first line copies from the question, teacher-forced
+        for r in range(held["input_ids"].shape[0]):
+            p0 = int((held["labels"][r] != -100).nonzero()[0])
+            first = tok.decode(held["input_ids"][r, p0:p0 + 16].tolist())
+            o = p0 + first.index(": ") + 2
+            hits += (ls[r, o - 1:o + 3].argmax(-1) == held["input_ids"][r, o:o + 4]).tolist()
+        return agree, masked_kl(ls, lt, held["labels"]).item(), sum(hits) / len(hits)
 
     acc, steps_s = greedy(teacher, "teacher"), {}
-    record(model="teacher", phase="eval", greedy=acc[0], median_tokens=acc[1], eval_s=round(acc[2], 1))
+    record(model="teacher", phase="eval", greedy=acc[0], median_tokens=acc[1], eval_s=round(acc[2], 1), start_ok=acc[3])
     hf_teacher = to_llama(teacher)
     for name in names:
         mixer, attn, init, (h_steps, h_lr), kl = VARIANTS[name]
@@ -104,11 +119,16 @@ def main(out: Path, budget: float, names: list):
             steps_s[mixer] = sec / n
             done += n
             s.eval()
-            g, med, es = greedy(s, f"{name}-{done}")
-            ag, kl_held = agreement(s)
+            g, med, es, start_ok = greedy(s, f"{name}-{done}")
+            ag, kl_held, start_tf = agreement(s)
+            extra = {}
+            if os.environ.get("RECIPE_REFERENCE_DECODE"):          # the same greedy decode, every op on the reference path
+                g_ref, _, es_ref, start_ref = greedy(s, f"{name}-{done}-ref", ALL_REFERENCE, probe[:32])
+                extra = dict(greedy_ref32=g_ref, start_ok_ref32=start_ref, eval_ref_s=round(es_ref, 1))
             s.train()
             record(model=name, phase="kl", kl_steps=done, lr=lr, seconds=round(sec, 1), loss=[m[0]["loss"], m[-1]["loss"]],
-                   greedy=g, median_tokens=med, eval_s=round(es, 1), agree=ag, kl_held=kl_held)
+                   greedy=g, median_tokens=med, eval_s=round(es, 1), agree=ag, kl_held=kl_held, start_ok=start_ok,
+                   start_teacher_forced=start_tf, **extra)
     rows = [json.loads(l) for l in log.read_text().splitlines()]
     write_json(dict(run=run_info(device), settings=cfg, variants={k: VARIANTS[k] for k in names}, probe_problems=len(probe),
                     rows=rows, wall_s=time.perf_counter() - t_start), out / "recipe.json")
