@@ -99,7 +99,7 @@ def main(out: Path, budget: float, names: list):
     hf_teacher = to_llama(teacher)
     for name in names:
         mixer, attn, init, (h_steps, h_lr), kl = VARIANTS[name]
-        need = h_steps * 0.1 + sum(s for s, *_ in kl) * steps_s.get(mixer, 0.25) + 15 * len(kl)
+        need = h_steps * 0.1 + sum(s for s, *_ in kl) * steps_s.get(mixer, 0.15) + 15 * len(kl)
         if time.perf_counter() - t_start + need > budget:
             record(model=name, phase="skipped", why=f"about {need:.0f} s needed, {budget - (time.perf_counter() - t_start):.0f} s left")
             continue
