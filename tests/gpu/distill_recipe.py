@@ -38,6 +38,7 @@ VARIANTS = {
     "llamba-random": ("llamba", [], "random", (_H, 1e-3), KL[:1]),
     # the preset's Llamba (random mixers, 800 KL steps), looked at half-way and at the end
     "llamba-800": ("llamba", [], "random", (_H, 1e-3), [(400, 1e-3, 20, 1.0), (400, 1e-3, 0, 0.1)]),
+    "llamba-400": ("llamba", [], "random", (_H, 1e-3), [(200, 1e-3, 20, 1.0), (200, 1e-3, 0, 0.1)]),
 }
 ALL_REFERENCE = "ssd_scan,ssd_update,causal_conv1d,causal_conv1d_step"
 
