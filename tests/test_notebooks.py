@@ -58,7 +58,8 @@ def run_notebook(nb_path: Path, tmp_path: Path, parameters: dict, gpu: bool):
     src, out = tmp_path / nb_path.name, tmp_path / f"executed-{nb_path.name}"
     nbformat.write(nb, src)
     if "out_dir" not in parameters and any(re.match(r"\s*out_dir\s*=", l) for c in parameter_cells(nb) for l in c.source.splitlines()):
-        parameters = dict(parameters, out_dir=str(tmp_path / "out"))   # a fresh run folder: never an earlier test's
+        (tmp_path / "out").mkdir()
+        parameters = dict(parameters, out_dir=str(tmp_path / "out"))   # a fresh, empty run folder: never an earlier test's
     env_path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env_path}" if env_path else str(ROOT)
     try:
