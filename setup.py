@@ -46,6 +46,7 @@ setuptools.setup(
     python_requires=f">={cfg['min_python']}",
     packages=setuptools.find_packages(include=[cfg["lib_name"], f"{cfg['lib_name']}.*"]),
     include_package_data=True,
+    package_data={cfg["lib_name"]: ["data/README.md", "data/*/*.jsonl", "data/*/LICENSE"]},   # the shipped benchmarks
     install_requires=reqs("requirements"),
     extras_require={"dev": reqs("dev_requirements"), "gpu": reqs("gpu_requirements")},
     entry_points={

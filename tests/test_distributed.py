@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "thinkfast" / "data" / "gsm8k" / "train.jsonl"     # shipped with the package
 
 
-@pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found")
 def test_two_processes_match_one_with_accumulation(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
     from thinkfast.generate import char_tokenizer
@@ -60,7 +59,6 @@ def _torchrun(tmp_path, *args):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found")
 @pytest.mark.parametrize("stage", ["kl", "matrix"])   # matrix: some trained mixer parameters never get a gradient
 def test_sharded_run_resumes_exactly(tmp_path, stage):
     "A sharded (FSDP) run stopped at step 3 and started again gives the uninterrupted run's losses and weights exactly."
@@ -80,7 +78,6 @@ def test_sharded_run_resumes_exactly(tmp_path, stage):
     assert not (tmp_path / "cut" / stage / "checkpoint").exists()          # a finished stage keeps final.pt only
 
 
-@pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found")
 def test_sharded_background_checkpoint_holds_its_step(tmp_path):
     "A sharded checkpoint whose write is held back while training goes on still holds its step's weights and AdamW state."
     r = _torchrun(tmp_path, tmp_path / "gated", DATA, "gated")

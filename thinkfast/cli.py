@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from . import ssd
+from . import __version__, ssd
 from .records import OutputInUse, check_output_file, check_settings, exclusive, remove_output, write_json
 
 # %% auto #0
@@ -173,7 +173,8 @@ def sample_command(model, tokenizer=None, dataset="gsm8k", data=None, split=None
     check_model_ref(model)
     if tokenizer is not None: check_model_ref(tokenizer, "--tokenizer")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    problems = load_gsm8k(split or "test", data) if dataset == "gsm8k" else load_math500(data)
+    hub, path = data == "hub", None if data in (None, "hub") else data            # None: the copy shipped with thinkfast
+    problems = load_gsm8k(split or "test", path, hub=hub) if dataset == "gsm8k" else load_math500(path, hub=hub)
     problems = subset(problems, limit, subset_seed)
     if not problems: raise ValueError(f"--data {data or dataset}: holds no problems")
     check_writable(out)
@@ -197,6 +198,9 @@ def parse_data_spec(spec: str) -> dict:
     """`gsm8k:PATH` (GSM8K-style jsonl), `jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD`, or `hub:NAME[:SPLIT]` (streamed;
     OpenMathInstruct-2's fields)."""
     kind, _, rest = spec.partition(":")
+    if kind == "gsm8k" and not rest:                                        # the GSM8K train split shipped with thinkfast
+        from thinkfast.scoring import shipped
+        return dict(kind="local", path=str(shipped("gsm8k", "train")), prompt_field="question", response_field="answer")
     if kind == "gsm8k" and rest: return dict(kind="local", path=rest, prompt_field="question", response_field="answer")
     if kind == "jsonl":
         parts = rest.rsplit(":", 2)
@@ -204,7 +208,7 @@ def parse_data_spec(spec: str) -> dict:
     if kind == "hub" and rest:
         name, _, split = rest.partition(":")
         return dict(kind="hub", name=name, split=split or "train_1M")
-    raise ValueError(f"--data {spec!r}; allowed: gsm8k:PATH, jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD, hub:NAME[:SPLIT] "
+    raise ValueError(f"--data {spec!r}; allowed: gsm8k (the shipped train split), gsm8k:PATH, jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD, hub:NAME[:SPLIT] "
                      f"(e.g. hub:nvidia/OpenMathInstruct-2:train_1M)")
 
 
@@ -339,6 +343,7 @@ def _parser() -> tuple:
     "The `thinkfast` argument parser and its subcommands' parsers, by name (each prints its own usage on an error)."
     p = argparse.ArgumentParser(prog="thinkfast", description="Thinking Slow, Fast: reproduction tools",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--version", action="version", version=f"thinkfast {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     subs = {}
     def add(name, **kw):
@@ -356,7 +361,7 @@ def _parser() -> tuple:
     c.add_argument("--model", required=True, help="a saved thinkfast model or a transformers Llama (folder or hub name)")
     c.add_argument("--tokenizer", default=None, help="default: the model's")
     c.add_argument("--dataset", default="gsm8k", choices=_DATASETS)
-    c.add_argument("--data", default=None, help="local jsonl (default: the Hugging Face hub)")
+    c.add_argument("--data", default=None, help="a local jsonl, or 'hub' for the Hugging Face hub's copy (default: the copy shipped with thinkfast)")
     c.add_argument("--split", default=None, choices=["test", "train"], help="GSM8K's split (default test); MATH-500 has only test")
     c.add_argument("--limit", type=pos, default=None, help="a seeded random subset of this many problems")
     c.add_argument("--n", type=pos, default=16, help="samples per problem")

@@ -158,7 +158,7 @@ SETTING_RULES = {
     "slip": _num(0, False, 1.0),
     "data": ("a data spec: gsm8k:PATH, jsonl:PATH:PROMPT:RESPONSE or hub:NAME[:SPLIT]", _word),
     "eval_data": ("'gsm8k' or 'math500'", lambda v: v in ("gsm8k", "math500")),
-    "eval_path": ("null (the hub) or a jsonl path", lambda v: v is None or _word(v)),
+    "eval_path": ("null (the copy shipped with thinkfast), 'hub' (the Hugging Face hub's) or a jsonl path", lambda v: v is None or _word(v)),
     "seed": _int(0), "n_train": _int(1), "n_eval": _int(1), "min_steps": _int(1), "max_steps": _int(1),
     "max_start": _int(2), "max_delta": _int(1), "d_model": _int(1), "n_layers": _int(1), "n_heads": _int(1),
     "n_kv_heads": _int(1), "d_ff": _int(1), "seq_len": _int(1), "teacher_steps": _int(1), "teacher_lr": _num(0, True),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib.resources
 import json
 import math
 import os
@@ -23,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['COT_INSTRUCTION', 'read_jsonl', 'gsm8k_final', 'load_gsm8k', 'load_math500', 'subset', 'cot_messages', 'last_boxed',
-           'extract_answer', 'normalize_answer', 'is_equiv', 'score_text', 'pass_at_k', 'coverage_curve', 'vote',
-           'majority_at_k', 'best_of_n', 'bootstrap_ci']
+__all__ = ['DATA_DIR', 'COT_INSTRUCTION', 'read_jsonl', 'shipped', 'gsm8k_final', 'load_gsm8k', 'load_math500', 'subset',
+           'cot_messages', 'last_boxed', 'extract_answer', 'normalize_answer', 'is_equiv', 'score_text', 'pass_at_k',
+           'coverage_curve', 'vote', 'majority_at_k', 'best_of_n', 'bootstrap_ci']
 
 # %% ../nbs/06_scoring.ipynb #909abccf
 def read_jsonl(path, required=()) -> list:
@@ -47,9 +48,19 @@ def read_jsonl(path, required=()) -> list:
     return out
 
 
+DATA_DIR = Path(str(importlib.resources.files("thinkfast") / "data"))     # the benchmarks shipped with the package
+
+
+def shipped(dataset: str, split: str = "test") -> Path:
+    "The copy of a benchmark that ships with thinkfast (`thinkfast/data/`, checksums in its README)."
+    files = {("gsm8k", "test"): "gsm8k/test.jsonl", ("gsm8k", "train"): "gsm8k/train.jsonl", ("math500", "test"): "math500/test.jsonl"}
+    if (dataset, split) not in files: raise ValueError(f"no shipped copy of {dataset} {split!r}; shipped: {', '.join(f'{d} {s}' for d, s in files)}")
+    return DATA_DIR / files[dataset, split]
+
+
 def _hub(name, config, split):
     try: import datasets
-    except ImportError: raise ImportError("loading from the hub needs `pip install datasets`; or pass path= to a local jsonl") from None
+    except ImportError: raise ImportError("loading from the hub needs `pip install datasets`; without it, the shipped copies are the default") from None
     return list(datasets.load_dataset(name, config, split=split))
 
 
@@ -59,9 +70,11 @@ def gsm8k_final(solution: str) -> str:
     return solution.rsplit("####", 1)[1].strip().replace(",", "")
 
 
-def load_gsm8k(split: str = "test", path=None) -> list:
-    "GSM8K as [{id, question, answer, solution}]: from `path` (jsonl) or from the hub (openai/gsm8k, main)."
+def load_gsm8k(split: str = "test", path=None, hub: bool = False) -> list:
+    """GSM8K as [{id, question, answer, solution}]: from `path` (jsonl), else from the hub (openai/gsm8k, main) with
+    `hub=True`, else from the copy shipped with thinkfast."""
     if split not in ("train", "test"): raise ValueError(f"split={split!r}; allowed: 'train', 'test'")
+    if path is None and not hub: path = shipped("gsm8k", split)
     recs = read_jsonl(path, ("question", "answer")) if path else _hub("openai/gsm8k", "main", split)
     out = []
     for i, r in enumerate(recs):
@@ -71,8 +84,10 @@ def load_gsm8k(split: str = "test", path=None) -> list:
     return out
 
 
-def load_math500(path=None) -> list:
-    "MATH-500 as [{id, question, answer, solution, subject, level}]: from `path` or the hub (HuggingFaceH4/MATH-500)."
+def load_math500(path=None, hub: bool = False) -> list:
+    """MATH-500 as [{id, question, answer, solution, subject, level}]: from `path` (jsonl), else from the hub
+    (HuggingFaceH4/MATH-500) with `hub=True`, else from the copy shipped with thinkfast."""
+    if path is None and not hub: path = shipped("math500")
     recs = read_jsonl(path, ("problem", "answer", "unique_id")) if path else _hub("HuggingFaceH4/MATH-500", None, "test")
     return [{"id": r["unique_id"], "question": r["problem"], "answer": str(r["answer"]), "solution": r.get("solution", ""),
              "subject": r.get("subject"), "level": r.get("level")} for r in recs]

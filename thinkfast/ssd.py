@@ -8,16 +8,36 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SSD_GPU_SHAPES', 'SSD_TOLERANCES', 'compute_dtype', 'process_dt', 'segsum', 'ssd_matrix', 'ssd_quadratic', 'ssd_step',
-           'ssd_recurrent', 'ssd_chunked', 'ssd_inputs', 'rel_err', 'causal_conv1d_ref', 'causal_conv1d_step_ref',
-           'reference_ops', 'backends', 'ssd_scan', 'ssd_update', 'causal_conv1d', 'causal_conv1d_step',
-           'compare_to_reference']
+__all__ = ['SSD_GPU_SHAPES', 'SSD_TOLERANCES', 'gpu_cells', 'compute_dtype', 'process_dt', 'segsum', 'ssd_matrix',
+           'ssd_quadratic', 'ssd_step', 'ssd_recurrent', 'ssd_chunked', 'ssd_inputs', 'rel_err', 'causal_conv1d_ref',
+           'causal_conv1d_step_ref', 'reference_ops', 'backends', 'ssd_scan', 'ssd_update', 'causal_conv1d',
+           'causal_conv1d_step', 'compare_to_reference']
+
+# %% ../nbs/00_ssd.ipynb #9a1b2c3e
+_GPU_CELL = re.compile(r"\s*#\|\s*gpu\s*$")
+
+
+def gpu_cells(device) -> bool:
+    """In IPython (JupyterLab, papermill): cells whose first line is `#| gpu` run only when `device` is CUDA and a GPU is
+    present; otherwise each prints that it was skipped and why instead of running. Returns whether they run."""
+    runs = str(device).startswith("cuda") and torch.cuda.is_available()
+    try: from IPython import get_ipython
+    except ImportError: return runs
+    ip = get_ipython()
+    if ip is None: return runs
+    why = f"device={str(device)!r}" if not str(device).startswith("cuda") else "no CUDA GPU is present"
+    note = f"skipped: a GPU cell ({why}); its stored output shows a run on one; run with device='cuda' on a GPU machine"
+    def gpu_skip(lines):
+        return [f"print({note!r})\n"] if not runs and lines and _GPU_CELL.match(lines[0]) else lines
+    ip.input_transformers_cleanup[:] = [t for t in ip.input_transformers_cleanup if getattr(t, "__name__", "") != "gpu_skip"] + [gpu_skip]
+    return runs
 
 # %% ../nbs/00_ssd.ipynb #fe084705
 _ACTIVATION_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
