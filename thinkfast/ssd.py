@@ -33,7 +33,7 @@ def gpu_cells(device) -> bool:
     ip = get_ipython()
     if ip is None: return runs
     why = f"device={str(device)!r}" if not str(device).startswith("cuda") else "no CUDA GPU is present"
-    note = f"skipped: a GPU cell ({why}); its stored output shows a run on one; run with device='cuda' on a GPU machine"
+    note = f"skipped: a GPU cell ({why}); run with device='cuda' on a machine with a CUDA GPU"
     def gpu_skip(lines):
         return [f"print({note!r})\n"] if not runs and lines and _GPU_CELL.match(lines[0]) else lines
     ip.input_transformers_cleanup[:] = [t for t in ip.input_transformers_cleanup if getattr(t, "__name__", "") != "gpu_skip"] + [gpu_skip]
