@@ -24,8 +24,8 @@ from . import __version__, ssd
 from .records import OutputInUse, check_output_file, check_settings, exclusive, remove_output, write_json
 
 # %% auto #0
-__all__ = ['run_info', 'ssd_check', 'check_model_ref', 'check_writable', 'load_for_sampling', 'sample_command', 'parse_data_spec',
-           'load_pairs', 'distill_command', 'reproduce_command', 'RunFailed', 'main']
+__all__ = ['EXAMPLES', 'run_info', 'ssd_check', 'check_model_ref', 'check_writable', 'load_for_sampling', 'sample_command',
+           'parse_data_spec', 'load_pairs', 'distill_command', 'reproduce_command', 'RunFailed', 'main']
 
 # %% ../nbs/90_cli.ipynb #b13b1f06
 def _git(*args, cwd=None) -> str | None:
@@ -339,15 +339,28 @@ def _finite(lo: float, open_: bool = False, hi: float | None = None):
     return parse
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    "Help with every default shown and the examples kept as written."
+
+
+EXAMPLES = {
+    "ssd-check": "thinkfast ssd-check --device cuda --seqlens 1000 2048 --batch 2 --out results/ssd_gpu.json",
+    "sample": "thinkfast sample --model runs/d/student --dataset gsm8k --limit 100 --n 16 --out runs/samples.jsonl",
+    "bench": "thinkfast bench --out runs/bench.json --models llama-3.2-1b llamba-1b --batches 64 256",
+    "distill": "thinkfast distill --teacher meta-llama/Llama-3.2-1B-Instruct --data gsm8k --mixer llamba --out runs/d",
+    "reproduce": "thinkfast reproduce --preset tiny",
+}
+
+
 def _parser() -> tuple:
     "The `thinkfast` argument parser and its subcommands' parsers, by name (each prints its own usage on an error)."
     p = argparse.ArgumentParser(prog="thinkfast", description="Thinking Slow, Fast: reproduction tools",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=_Help, epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES.values()))
     p.add_argument("--version", action="version", version=f"thinkfast {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     subs = {}
     def add(name, **kw):
-        subs[name] = sub.add_parser(name, formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kw)
+        subs[name] = sub.add_parser(name, formatter_class=_Help, epilog=f"example:\n  {EXAMPLES[name]}", **kw)
         return subs[name]
     pos, pos0 = _int_at_least(1), _int_at_least(0)
     c = add("ssd-check", help="check the SSD scan, step and conv (kernels on CUDA) against the fp64 reference")
@@ -414,6 +427,9 @@ def _parser() -> tuple:
                    help="override a setting, e.g. n_eval=50 or distill_steps='{\"kl\": 500}' (a JSON value; a plain string where one is allowed)")
     c.add_argument("--out", default=None, help="run folder (default runs/reproduce-PRESET)")
     c.add_argument("--overwrite", action="store_true", help="remove an earlier run in --out first (else it is resumed)")
+    for sp in (p, *subs.values()):                 # every option shows its default, also those without a help line
+        for a in sp._actions:
+            if a.help is None and a.option_strings and a.default is not argparse.SUPPRESS: a.help = "(default: %(default)s)"
     return p, subs
 
 
