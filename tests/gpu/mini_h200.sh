@@ -1,7 +1,8 @@
 # The long-reasoning `mini` reproduction on one H200, as one self-contained device call (the machine is fresh and bare):
 #   bash tests/gpu/mini_h200.sh <git sha> [run name] [extra reproduce args...]
 # The GPU kit must sit in .devkit/device (a copy of the shared device kit). Results come back as $OUT/<name>.tgz
-# (files under 2 MB: results.json, figures, the executed notebook, training metrics, gzipped samples) and $OUT/<name>.log.
+# (files under 2 MB: results.json or summary.json, figures, the executed notebook, training metrics; gzipped samples
+# under 8 MB) and $OUT/<name>.log.
 sha=$1; name=${2:-mini}; shift 2 2>/dev/null
 T0=$(date +%s)
 bash .devkit/device/setup.sh > $OUT/setup.log 2>&1 || { tail -5 $OUT/setup.log; exit 1; }
@@ -12,6 +13,9 @@ echo "setup $(( $(date +%s)-T0 ))s" | tee $OUT/$name.log
 # the reference SSD scan for training only (mamba-ssm's scan autotunes for minutes per process); sampling lifts it
 THINKFAST_REFERENCE=ssd_scan timeout ${LIMIT:-540} python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" 2>&1 | tee -a $OUT/$name.log
 echo "reproduce rc ${PIPESTATUS[0]} after $(( $(date +%s)-T0 ))s" | tee -a $OUT/$name.log
+# a run stopped before results.json still comes back summarised (greedy, rates, budget curves from its files)
+[ -f $W/$name/results.json ] || python3 tests/gpu/summarise_run.py $W/$name $W/$name/summary.json > $OUT/$name.summary.log 2>&1
 cd $W/$name && for f in samples-*.jsonl greedy-*.jsonl; do [ -f $f ] && gzip -c $f > $f.gz; done
-find . -type f -size -2M ! -name '*.pt' ! -name '*.tmp*' ! -name '*.lock' ! -name '*.jsonl' > $W/.list; tar czf $OUT/$name.tgz -T $W/.list
+find . -type f \( -size -2M -o -name '*.jsonl.gz' \) -size -8M ! -name '*.pt' ! -name '*.tmp*' ! -name '*.lock' ! -name '*.jsonl' > $W/.list
+tar czf $OUT/$name.tgz -T $W/.list
 ls -la $OUT
