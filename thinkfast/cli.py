@@ -416,7 +416,9 @@ def _parser() -> tuple:
     c.add_argument("--micro-batch", type=pos, default=1)
     c.add_argument("--grad-accum", type=pos, default=1)
     c.add_argument("--checkpoint-every", type=pos, default=50)
-    c.add_argument("--bf16", action="store_true")
+    c.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="training precision (bfloat16: bf16 mixed precision, fp32 master weights), as in sample and reproduce")
+    c.add_argument("--bf16", action="store_const", dest="dtype", const="bfloat16", help=argparse.SUPPRESS)   # older spelling
     c.add_argument("--gradient-checkpointing", action="store_true")
     c.add_argument("--fsdp", action="store_true", help="under torchrun: shard the student across the processes (FSDP) instead of DDP")
     c.add_argument("--seed", type=pos0, default=0)
@@ -458,7 +460,7 @@ def _reproduce(a, err) -> int:
 def _distill(a, err) -> int:
     r = distill_command(a.teacher, a.out, a.data, a.mixer, a.attn_layers, a.stages, _stage_values(a.steps, "steps", int, err),
                         _stage_values(a.lr, "lr", _finite(0.0, True), err), a.seq_len, a.micro_batch, a.grad_accum, a.limit,
-                        a.bf16, a.gradient_checkpointing, a.checkpoint_every, a.seed, fsdp=a.fsdp,
+                        a.dtype == "bfloat16", a.gradient_checkpointing, a.checkpoint_every, a.seed, fsdp=a.fsdp,
                         warmup=_stage_values(a.warmup, "warmup", _int_at_least(0), err), overwrite=a.overwrite)
     if r: print(json.dumps({k: v for k, v in r.items() if k not in ("run", "stages")}, indent=1))
     return 0

@@ -29,7 +29,7 @@ run_mini() { gpu=$1; name=$2; t=$3; shift 3; T0=$(date +%s); mkdir -p $W/$name
     > $W/$name/run.phase$phase.log 2>&1
   echo "phase $phase $name rc $? $(( $(date +%s)-T0 ))s" | tee -a $W/$name/calls.txt >> $OUT/rc.txt; pack $name; }
 D="--teacher $W/t1b --mixer llamba --stages matrix hidden kl --steps matrix=5 hidden=10 kl=${KL_STEPS:-200} --data gsm8k:.devkit/data/gsm8k/train.jsonl
-   --limit 4000 --bf16 --seq-len 1024 --micro-batch 4 --checkpoint-every ${CKPT_EVERY:-25}"
+   --limit 4000 --dtype bfloat16 --seq-len 1024 --micro-batch 4 --checkpoint-every ${CKPT_EVERY:-25}"
 d1() { n=${3:-d1gpu}; T0=$(date +%s); mkdir -p $W/$n; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m thinkfast.cli distill $D \
          --grad-accum 2 --out $W/$n >> $W/$n/run.log 2>&1; echo "phase $phase $n rc $? $(( $(date +%s)-T0 ))s" >> $OUT/rc.txt; pack $n; }
 d2() { n=${3:-d2gpu}; T0=$(date +%s); mkdir -p $W/$n; CUDA_VISIBLE_DEVICES=$1 THINKFAST_REFERENCE=ssd_scan timeout $2 python3 -m torch.distributed.run \

@@ -18,7 +18,7 @@ LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_
 tok.save_pretrained(sys.argv[1])
 PY
 A="--teacher $W/teacher --mixer llamba --stages matrix hidden kl --steps matrix=4 hidden=4 kl=8 --data gsm8k:.devkit/data/gsm8k/train.jsonl
-   --limit 200 --bf16 --seq-len 512 --micro-batch 2 --grad-accum 2 --checkpoint-every 3 --gradient-checkpointing"
+   --limit 200 --dtype bfloat16 --seq-len 512 --micro-batch 2 --grad-accum 2 --checkpoint-every 3 --gradient-checkpointing"
 R="timeout 200 python3 -m torch.distributed.run --nproc_per_node 2 -m thinkfast.cli distill $A"
 CUDA_VISIBLE_DEVICES=0,1 THINKFAST_REFERENCE=ssd_scan $R --out $W/ddp > $OUT/ddp.log 2>&1; echo "ddp rc $?"
 CUDA_VISIBLE_DEVICES=0,1 THINKFAST_REFERENCE=ssd_scan $R --out $W/fsdp --fsdp > $OUT/fsdp.log 2>&1; echo "fsdp rc $?"
