@@ -33,6 +33,16 @@ def test_chapter_cites_its_sources(nb_path):
 
 
 @pytest.mark.parametrize("nb_path", NBS, ids=lambda p: p.stem)
+def test_arxiv_ids_are_links(nb_path):
+    "Every arXiv id the prose cites links to its abstract page, so a reader is one click from the source."
+    for i, c in enumerate(nbformat.read(nb_path, as_version=4).cells):
+        if c.cell_type != "markdown": continue
+        for m in re.finditer(r"arXiv\s+(\d{4}\.\d{4,5})", c.source):
+            linked = c.source[max(0, m.start() - 1):m.start()] == "[" and c.source[m.end():].startswith(f"](https://arxiv.org/abs/{m[1]})")
+            assert linked, f"{nb_path.name} cell {i}: 'arXiv {m[1]}' is not a link to https://arxiv.org/abs/{m[1]}"
+
+
+@pytest.mark.parametrize("nb_path", NBS, ids=lambda p: p.stem)
 def test_no_stray_outputs(nb_path):
     nb = nbformat.read(nb_path, as_version=4)
     for i, c in enumerate(nb.cells):
