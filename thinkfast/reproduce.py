@@ -28,9 +28,9 @@ from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llam
 
 # %% auto #0
 __all__ = ['PRESETS', 'STUDENTS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'walk_problem', 'walk_problems',
-           'task_problems', 'check_settings_values', 'parse_param', 'resolve', 'is_run_folder', 'check_run_folder',
-           'make_tokenizer', 'accelerator_for', 'train_teacher', 'train_verifier', 'verifier_scores',
-           'compare_at_budgets']
+           'task_problems', 'walk_start_ok', 'check_settings_values', 'parse_param', 'resolve', 'is_run_folder',
+           'check_run_folder', 'make_tokenizer', 'accelerator_for', 'train_teacher', 'train_verifier',
+           'verifier_scores', 'budget_grid', 'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -104,6 +104,11 @@ def task_problems(cfg: dict, n: int, seed: int, prefix: str, slip: float = 0.0) 
     if cfg.get("task", "arithmetic") == "walk":
         return walk_problems(n, seed, cfg["min_steps"], cfg["max_steps"], cfg["max_start"], slip, prefix)
     return arithmetic_problems(n, seed, cfg["min_steps"], cfg["max_steps"], cfg["max_start"], cfg["max_delta"], prefix)
+
+
+def walk_start_ok(text: str, question: str) -> bool:
+    "Whether a written walk's first line starts from the question's number (`Start at 7311. ...` -> `k: 7311+...`)."
+    return text.split("\n", 1)[0].partition(": ")[2].startswith(question.split()[2].rstrip(".") + "+")
 
 # %% ../nbs/10_reproduce.ipynb #6e3390e2
 PRESETS = {
@@ -368,6 +373,19 @@ def verifier_scores(scorer, records: list, questions: dict) -> dict:
     for pid, rs in by_problem(records).items():
         for r, s in zip(rs, scorer(questions[pid], [r["text"] for r in rs])): out[(pid, r["sample"])] = s
     return out
+
+# %% ../nbs/10_reproduce.ipynb #d4e5f6a7
+def budget_grid(records: dict, rates: dict, n_samples: int, n_budgets: int) -> tuple:
+    """Seconds per sample of each model (its mean tokens per sample at its rate) and `n_budgets` budgets per problem,
+    evenly spaced from the fastest model's one sample to the smallest budget that buys some model all `n_samples`."""
+    sec = {k: sum(r["tokens"] for r in v) / len(v) / rates[k] for k, v in records.items()}
+    lo, top = min(sec.values()), min(n_samples * s for s in sec.values())
+    return sec, [lo + (top - lo) * i / (n_budgets - 1) for i in range(n_budgets)]
+
+
+_s, _b = budget_grid({"a": [dict(tokens=10)] * 2, "b": [dict(tokens=30)]}, {"a": 100.0, "b": 100.0}, 4, 5)
+assert _s == {"a": 0.1, "b": 0.3} and len(_b) == 5 and _b[0] == 0.1 and abs(_b[-1] - 0.4) < 1e-12
+assert walk_start_ok("54: 2033+6=2039\n53: ...", "Start at 2033. Add ...") and not walk_start_ok("54: 6500+0=6500", "Start at 2033. Add ...")
 
 # %% ../nbs/10_reproduce.ipynb #bfe05b93
 def compare_at_budgets(curves: dict, teacher: str = "teacher", metrics=("coverage", "majority")) -> dict:

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from thinkfast.cli import run_info
-from thinkfast.distill import STAGES, chat_example, masked_kl, pack, train_stage
+from thinkfast.distill import STAGES, chat_examples, masked_kl, pack, train_stage
 from thinkfast.records import write_json
-from thinkfast.reproduce import accelerator_for, make_tokenizer, resolve, task_problems, train_teacher
+from thinkfast.reproduce import accelerator_for, make_tokenizer, resolve, task_problems, train_teacher, walk_start_ok
 from thinkfast.sampling import read_samples, sample_problems
 from thinkfast.students import from_llama, to_llama
 
@@ -57,14 +57,14 @@ def main(out: Path, budget: float, names: list):
     train = task_problems(cfg, cfg["n_train"], cfg["seed"], "train", slip=cfg["slip"])
     seen = {p["question"] for p in train}
     probe = [p for p in task_problems(cfg, 128, cfg["seed"] + 1, "eval") if p["question"] not in seen][:100]
-    data = pack([chat_example(tok, p["question"], p["solution"]) for p in train], cfg["seq_len"], tok.pad_token_id or 0)
-    held = pack([chat_example(tok, p["question"], p["solution"]) for p in probe], cfg["seq_len"], tok.pad_token_id or 0)
+    data = pack(chat_examples(tok, [(p["question"], p["solution"]) for p in train]), cfg["seq_len"], tok.pad_token_id or 0)
+    held = pack(chat_examples(tok, [(p["question"], p["solution"]) for p in probe]), cfg["seq_len"], tok.pad_token_id or 0)
     held = {k: v[:16].to(device) for k, v in held.items() if k != "stats"}
     t0 = time.perf_counter()
     teacher = train_teacher(cfg, tok, data, out / "teacher").eval()
     record(model="teacher", phase="train", seconds=round(time.perf_counter() - t0, 1), steps=cfg["teacher_steps"])
 
-    starts = {p["id"]: p["question"].split()[2].rstrip(".") for p in probe}      # "Start at 7311. ..."
+    questions = {p["id"]: p["question"] for p in probe}
 
     def greedy(model, tag, ops=None, problems=probe):
         "Greedy accuracy, median length, seconds and the share whose first line starts from the question's number."
@@ -77,7 +77,7 @@ def main(out: Path, budget: float, names: list):
         del m
         os.environ.pop("THINKFAST_REFERENCE", None)
         if ref is not None: os.environ["THINKFAST_REFERENCE"] = ref
-        start_ok = sum(r["text"].split("\n")[0].partition(": ")[2].startswith(starts[r["problem_id"]] + "+") for r in rs) / len(rs)
+        start_ok = sum(walk_start_ok(r["text"], questions[r["problem_id"]]) for r in rs) / len(rs)
         return sum(r["correct"] for r in rs) / len(rs), sorted(r["tokens"] for r in rs)[len(rs) // 2], time.perf_counter() - t, start_ok
 
     @torch.no_grad()

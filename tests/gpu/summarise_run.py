@@ -14,9 +14,11 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from thinkfast.budgets import budget_curve, by_problem, call_rates
 from thinkfast.records import write_json
-from thinkfast.reproduce import compare_at_budgets, task_problems
+from thinkfast.reproduce import budget_grid, compare_at_budgets, task_problems, walk_start_ok
 from thinkfast.sampling import read_samples
 from thinkfast.scoring import coverage_curve
 
@@ -51,21 +53,18 @@ def summarise(run: Path) -> dict:
     records = {k: v for k, v in records.items() if v is not None}
     calls = {k: call_rates(v) for k, v in records.items()}
     rate = {k: statistics.median(v) for k, v in calls.items()}
-    per = {k: sum(r["tokens"] for r in v) / len(v) / rate[k] for k, v in records.items()}
-    lo, top = min(per.values()), min(n * s for s in per.values())
-    budgets = [lo + (top - lo) * i / (cfg["n_budgets"] - 1) for i in range(cfg["n_budgets"])]
+    _, budgets = budget_grid(records, rate, n, cfg["n_budgets"])
     curves = {k: budget_curve(v, budgets, rate[k], ci=0.95) for k, v in records.items()}
     tokens = {k: sorted(r["tokens"] for r in v) for k, v in records.items()}
     start_ok = {}
     if cfg.get("task") == "walk":                  # does the first line start from the question's number?
-        starts = {p["id"]: p["question"].split()[2].rstrip(".") for p in task_problems(cfg, cfg["n_eval"], cfg["seed"] + 1, "eval")}
-        start_ok = {k: sum(r["text"].split("\n")[0].partition(": ")[2].startswith(starts[r["problem_id"]] + "+") for r in v) / len(v)
-                    for k, v in greedy.items() if v}
+        questions = {p["id"]: p["question"] for p in task_problems(cfg, cfg["n_eval"], cfg["seed"] + 1, "eval")}
+        start_ok = {k: sum(walk_start_ok(r["text"], questions[r["problem_id"]]) for r in v) / len(v) for k, v in greedy.items() if v}
     return dict(settings=cfg, samples_missing=missing,
                 greedy_accuracy={k: sum(r["correct"] for r in v) / len(v) for k, v in greedy.items() if v},
                 greedy_problems={k: len(v) for k, v in greedy.items() if v}, greedy_start_ok=start_ok,
                 tokens_per_s=rate, tokens_per_s_calls=calls,
-                generated_tokens={k: dict(median=statistics.median(v), p90=v[int(0.9 * (len(v) - 1))]) for k, v in tokens.items()},
+                generated_tokens={k: dict(median=statistics.median(v), p90=float(np.percentile(v, 90))) for k, v in tokens.items()},
                 sample_accuracy={k: sum(r["correct"] for r in v) / len(v) for k, v in records.items()},
                 **{f"coverage@{n}": {k: coverage_curve([[r["correct"] for r in rs] for rs in by_problem(v).values()], [n])[n]
                                      for k, v in records.items()}},
