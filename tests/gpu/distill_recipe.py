@@ -26,21 +26,44 @@ from thinkfast.reproduce import accelerator_for, make_tokenizer, resolve, task_p
 from thinkfast.sampling import read_samples, sample_problems
 from thinkfast.students import from_llama, to_llama
 
-# name: (mixer, attention layers, mixer init, hidden (steps, lr), KL stages [(steps, lr, warmup, min_lr_ratio)])
+# name: (mixer, attention layers, mixer init, stages before KL [(stage, steps, lr)], KL stages [(steps, lr, warmup, min_lr_ratio)])
 _N = int(os.environ.get("RECIPE_KL", 200))         # steps of each KL stage
 _H = int(os.environ.get("RECIPE_HIDDEN", 100))     # steps of the hidden-state stage
+_M = int(os.environ.get("RECIPE_MATRIX", 100))     # steps of the matrix-orientation stage (MOHAWK's stage 1)
+HID = [("hidden", _H, 1e-3)]
 KL = [(_N, 1e-3, 20, 1.0), (_N, 1e-3, 0, 1.0), (_N, 1e-3, 0, 0.1)]
+KL2 = [(2 * _N, 1e-3, 20, 1.0), (2 * _N, 1e-3, 0, 0.1)]        # the preset's Llamba schedule, looked at half-way
 VARIANTS = {
-    "llamba": ("llamba", [], "attention", (_H, 1e-3), KL),
-    "hybrid": ("mambainllama", [3, 7], "attention", (_H, 1e-3), KL),
+    "llamba": ("llamba", [], "attention", HID, KL),
+    "hybrid": ("mambainllama", [3, 7], "attention", HID, KL),
     # the ablation: the same steps as the first point of the attention-initialised curve, mixers left random
-    "hybrid-random": ("mambainllama", [3, 7], "random", (_H, 1e-3), KL[:1]),
-    "llamba-random": ("llamba", [], "random", (_H, 1e-3), KL[:1]),
+    "hybrid-random": ("mambainllama", [3, 7], "random", HID, KL[:1]),
+    "llamba-random": ("llamba", [], "random", HID, KL[:1]),
     # the preset's Llamba (random mixers, 800 KL steps), looked at half-way and at the end
-    "llamba-800": ("llamba", [], "random", (_H, 1e-3), [(400, 1e-3, 20, 1.0), (400, 1e-3, 0, 0.1)]),
-    "llamba-400": ("llamba", [], "random", (_H, 1e-3), [(200, 1e-3, 20, 1.0), (200, 1e-3, 0, 0.1)]),
+    "llamba-800": ("llamba", [], "random", HID, KL2),
+    "llamba-400": ("llamba", [], "random", HID, [(200, 1e-3, 20, 1.0), (200, 1e-3, 0, 0.1)]),
+    # MOHAWK's three stages: matrix orientation first (attention-initialised mixers learn attention's mixing, memory included)
+    "llamba-mohawk": ("llamba", [], "attention", [("matrix", _M, 1e-3)] + HID, KL2),
+    "llamba-mohawk-random": ("llamba", [], "random", [("matrix", _M, 1e-3)] + HID, KL2),
 }
 ALL_REFERENCE = "ssd_scan,ssd_update,causal_conv1d,causal_conv1d_step"
+
+
+@torch.no_grad()
+def dt_median(student, held) -> list | None:
+    """Per Llamba layer, the 10th percentile and the median of the step size dt = softplus(a) over held-out tokens:
+    how far back each layer can remember (its state decays by exp(-dt) a token). None for other students."""
+    mixers = [l.mixer for l in student.model.layers if l.kind == "llamba"]
+    if not mixers: return None
+    grab = []
+    def hook(mod, inputs, out, n=mixers[0].nheads): grab.append(out[..., -n:].float().flatten())   # 'a' ends in_proj
+    hooks = [m.in_proj.register_forward_hook(hook) for m in mixers]
+    try:
+        student(held["input_ids"][:4], position_ids=held["position_ids"][:4], seq_idx=held["seq_idx"][:4])
+    finally:
+        for h in hooks: h.remove()
+    qs = torch.tensor([0.1, 0.5], device=grab[0].device)
+    return [[round(v, 4) for v in torch.quantile(torch.nn.functional.softplus(a[:2**20]), qs).tolist()] for a in grab]
 
 
 def main(out: Path, budget: float, names: list):
@@ -99,17 +122,20 @@ def main(out: Path, budget: float, names: list):
     record(model="teacher", phase="eval", greedy=acc[0], median_tokens=acc[1], eval_s=round(acc[2], 1), start_ok=acc[3])
     hf_teacher = to_llama(teacher)
     for name in names:
-        mixer, attn, init, (h_steps, h_lr), kl = VARIANTS[name]
-        need = h_steps * 0.1 + sum(s for s, *_ in kl) * steps_s.get(mixer, 0.15) + 15 * len(kl)
+        mixer, attn, init, pre, kl = VARIANTS[name]
+        need = sum(n * 0.1 for _, n, _ in pre) + sum(s for s, *_ in kl) * steps_s.get(mixer, 0.15) + 15 * len(kl)
         if time.perf_counter() - t_start + need > budget:
             record(model=name, phase="skipped", why=f"about {need:.0f} s needed, {budget - (time.perf_counter() - t_start):.0f} s left")
             continue
         torch.manual_seed(cfg["seed"])
         s = from_llama(hf_teacher, attn_layers=attn, mixer=mixer, mixer_init=init)
-        t = time.perf_counter()
-        st = replace(STAGES["hidden"], steps=h_steps, lr=h_lr, micro_batch=cfg["micro_batch"], checkpoint_every=h_steps, seed=cfg["seed"])
-        m = train_stage(s, teacher, data, st, out / name, accelerator_for(cfg), progress=False)
-        record(model=name, phase="hidden", steps=h_steps, seconds=round(time.perf_counter() - t, 1), loss=[m[0]["loss"], m[-1]["loss"]])
+        record(model=name, phase="init", dt_median=dt_median(s.to(device), held))
+        for stage, n, lr in pre:
+            t = time.perf_counter()
+            st = replace(STAGES[stage], steps=n, lr=lr, micro_batch=cfg["micro_batch"], checkpoint_every=n, seed=cfg["seed"])
+            m = train_stage(s, teacher, data, st, out / name, accelerator_for(cfg), progress=False)
+            record(model=name, phase=stage, steps=n, seconds=round(time.perf_counter() - t, 1), loss=[m[0]["loss"], m[-1]["loss"]],
+                   dt_median=dt_median(s, held))
         done = 0
         for j, (n, lr, warm, floor) in enumerate(kl):
             t = time.perf_counter()
@@ -129,7 +155,7 @@ def main(out: Path, budget: float, names: list):
             s.train()
             record(model=name, phase="kl", kl_steps=done, lr=lr, seconds=round(sec, 1), loss=[m[0]["loss"], m[-1]["loss"]],
                    greedy=g, median_tokens=med, eval_s=round(es, 1), agree=ag, kl_held=kl_held, start_ok=start_ok,
-                   start_teacher_forced=start_tf, **extra)
+                   start_teacher_forced=start_tf, dt_median=dt_median(s, held), **extra)
     rows = [json.loads(l) for l in log.read_text().splitlines()]
     write_json(dict(run=run_info(device), settings=cfg, variants={k: VARIANTS[k] for k in names}, probe_problems=len(probe),
                     rows=rows, wall_s=time.perf_counter() - t_start), out / "recipe.json")
