@@ -68,15 +68,15 @@ def arithmetic_problems(n: int, seed: int, min_steps: int = 1, max_steps: int = 
 # %% ../nbs/10_reproduce.ipynb #83b5deb2
 def walk_problem(rng: random.Random, steps: int, max_start: int = 9999, slip: float = 0.0,
                  slip_rng: random.Random | None = None) -> dict:
-    """One digit walk: start at a 4-digit number and, `steps` times, add the sum of its last two digits. The solution
-    writes one step per line, counting down (`k: x+s=y`), and ends with the answer boxed. `slip` > 0 writes it as the
+    """One digit walk: start at a 4-digit number and, `steps` times, add the sum of its last two digits. The question
+    names the start and the count last, just before the solution begins. The solution writes one step per line, counting down (`k: x+s=y`), and ends with the answer boxed. `slip` > 0 writes it as the
     imperfect writer does: a step whose sum crosses into a new thousand drops that carry with probability `slip`, and
     the walk goes on from the wrong number (its slips drawn from `slip_rng`, default `rng`). `answer` is always the
     true end of the walk; `traps` counts the carries into a new thousand of the true walk, `slips` the slips written."""
     if steps < 1 or max_start < 1000 or not 0 <= slip <= 1:
         raise ValueError(f"steps={steps}, max_start={max_start}, slip={slip}; allowed: >= 1, >= 1000, 0..1")
     x = true = rng.randint(1000, max_start)
-    q = f"Start at {x}. Add the sum of the last two digits, {steps} times. Where do you end?"
+    q = f"Add the sum of the last two digits to {x}, {steps} times."
     lines, slips, traps = [], 0, 0
     for k in range(steps, 0, -1):
         s = (x // 10) % 10 + x % 10
@@ -106,9 +106,14 @@ def task_problems(cfg: dict, n: int, seed: int, prefix: str, slip: float = 0.0) 
     return arithmetic_problems(n, seed, cfg["min_steps"], cfg["max_steps"], cfg["max_start"], cfg["max_delta"], prefix)
 
 
+_WALK_QUESTION = re.compile(r"to (\d+), (\d+) times\.$")
+
+
 def walk_start_ok(text: str, question: str) -> bool:
-    "Whether a written walk's first line starts from the question's number (`Start at 7311. ...` -> `k: 7311+...`)."
-    return text.split("\n", 1)[0].partition(": ")[2].startswith(question.split()[2].rstrip(".") + "+")
+    "Whether a written walk's first line copies the question's count and start (`... to 7311, 77 times.` -> `77: 7311+...`)."
+    m = _WALK_QUESTION.search(question)
+    if m is None: raise ValueError(f"not a walk question (expected '... to START, STEPS times.'): {question[:100]!r}")
+    return text.lstrip().startswith(f"{m[2]}: {m[1]}+")
 
 # %% ../nbs/10_reproduce.ipynb #6e3390e2
 PRESETS = {
@@ -118,14 +123,14 @@ PRESETS = {
                  distill_lr={"hidden": 3e-3, "kl": 1e-3}, distill_warmup={}, student_steps={}, student_init={}, n_samples=4, max_new_tokens=64, temperature=0.8,
                  top_p=0.95, batch_problems=12, n_budgets=12, dtype="float32", speed_batch=4, speed_lengths=[16, 32],
                  verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
-    "mini": dict(device="cuda", teacher="train", task="walk", slip=0.7, seed=0, n_train=20000, n_eval=200, min_steps=50,
+    "mini": dict(device="cuda", teacher="train", task="walk", slip=0.7, seed=0, n_train=20000, n_eval=160, min_steps=50,
                  max_steps=80, max_start=9999, max_delta=99, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152,
                  seq_len=1792, teacher_steps=900, teacher_lr=1e-3, micro_batch=16, hybrid_attn_layers=[3, 7],
                  distill_stages=["hidden", "kl"], distill_steps={"hidden": 100, "kl": 500}, distill_lr={"hidden": 1e-3, "kl": 1e-3},
                  distill_warmup={"hidden": 0, "kl": 20}, student_steps={"llamba": {"kl": 800}},
                  student_init={"llamba": "random", "hybrid": "attention"}, n_samples=32, max_new_tokens=1536, temperature=0.8,
                  top_p=0.95, batch_problems=32, n_budgets=24, dtype="bfloat16", speed_batch=1024, speed_lengths=[256, 512, 1024, 2048],
-                 verifier="train", verifier_problems=256, verifier_samples=8, verifier_steps=150, verifier_lr=1e-4, verifier_batch=32),
+                 verifier="train", verifier_problems=128, verifier_samples=8, verifier_steps=100, verifier_lr=1e-4, verifier_batch=32),
     "paper": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", data="hub:nvidia/OpenMathInstruct-2:train_1M",
                   eval_data="gsm8k", eval_path=None, seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
                   hybrid_attn_layers=[3, 7, 11, 15], distill_stages=["matrix", "hidden", "kl"],
@@ -381,11 +386,6 @@ def budget_grid(records: dict, rates: dict, n_samples: int, n_budgets: int) -> t
     sec = {k: sum(r["tokens"] for r in v) / len(v) / rates[k] for k, v in records.items()}
     lo, top = min(sec.values()), min(n_samples * s for s in sec.values())
     return sec, [lo + (top - lo) * i / (n_budgets - 1) for i in range(n_budgets)]
-
-
-_s, _b = budget_grid({"a": [dict(tokens=10)] * 2, "b": [dict(tokens=30)]}, {"a": 100.0, "b": 100.0}, 4, 5)
-assert _s == {"a": 0.1, "b": 0.3} and len(_b) == 5 and _b[0] == 0.1 and abs(_b[-1] - 0.4) < 1e-12
-assert walk_start_ok("54: 2033+6=2039\n53: ...", "Start at 2033. Add ...") and not walk_start_ok("54: 6500+0=6500", "Start at 2033. Add ...")
 
 # %% ../nbs/10_reproduce.ipynb #bfe05b93
 def compare_at_budgets(curves: dict, teacher: str = "teacher", metrics=("coverage", "majority")) -> dict:

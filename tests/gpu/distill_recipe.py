@@ -12,6 +12,7 @@ finished); OUT_DIR/recipe.json gathers them with the run's device and commit at 
 import copy
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import replace
@@ -47,6 +48,24 @@ VARIANTS = {
     "llamba-mohawk-random": ("llamba", [], "random", [("matrix", _M, 1e-3)] + HID, KL2),
 }
 ALL_REFERENCE = "ssd_scan,ssd_update,causal_conv1d,causal_conv1d_step"
+
+
+_LINE = re.compile(r"(\d+): (\d+)\+(\d+)=(\d+)")
+
+
+def walk_mechanics(texts: list) -> dict:
+    """How well written walks follow the rules, whatever their start: the share of step lines whose sum is right and
+    whose result is x + sum (or the slip, 1000 less), whose number is the line before's result, whose count is one less."""
+    lines = rule = chained = counted = links = 0
+    for text in texts:
+        prev = None
+        for m in filter(None, map(_LINE.fullmatch, text.split("\n"))):
+            k, x, s, y = map(int, m.groups())
+            lines += 1
+            rule += s == (x // 10) % 10 + x % 10 and y in (x + s, x + s - 1000)
+            if prev is not None: links += 1; chained += x == prev[1]; counted += k == prev[0] - 1
+            prev = (k, y)
+    return dict(lines=lines, rule=rule / max(1, lines), chained=chained / max(1, links), counted=counted / max(1, links))
 
 
 @torch.no_grad()
@@ -88,6 +107,7 @@ def main(out: Path, budget: float, names: list):
     record(model="teacher", phase="train", seconds=round(time.perf_counter() - t0, 1), steps=cfg["teacher_steps"])
 
     questions = {p["id"]: p["question"] for p in probe}
+    mechanics = {}
 
     def greedy(model, tag, ops=None, problems=probe):
         "Greedy accuracy, median length, seconds and the share whose first line starts from the question's number."
@@ -101,6 +121,7 @@ def main(out: Path, budget: float, names: list):
         os.environ.pop("THINKFAST_REFERENCE", None)
         if ref is not None: os.environ["THINKFAST_REFERENCE"] = ref
         start_ok = sum(walk_start_ok(r["text"], questions[r["problem_id"]]) for r in rs) / len(rs)
+        mechanics[tag] = walk_mechanics([r["text"] for r in rs])
         return sum(r["correct"] for r in rs) / len(rs), sorted(r["tokens"] for r in rs)[len(rs) // 2], time.perf_counter() - t, start_ok
 
     @torch.no_grad()
@@ -155,7 +176,7 @@ def main(out: Path, budget: float, names: list):
             s.train()
             record(model=name, phase="kl", kl_steps=done, lr=lr, seconds=round(sec, 1), loss=[m[0]["loss"], m[-1]["loss"]],
                    greedy=g, median_tokens=med, eval_s=round(es, 1), agree=ag, kl_held=kl_held, start_ok=start_ok,
-                   start_teacher_forced=start_tf, dt_median=dt_median(s, held), **extra)
+                   start_teacher_forced=start_tf, dt_median=dt_median(s, held), walk=mechanics[f"{name}-{done}"], **extra)
     rows = [json.loads(l) for l in log.read_text().splitlines()]
     write_json(dict(run=run_info(device), settings=cfg, variants={k: VARIANTS[k] for k in names}, probe_problems=len(probe),
                     rows=rows, wall_s=time.perf_counter() - t_start), out / "recipe.json")
