@@ -42,6 +42,7 @@ VARIANTS = {
     "llamba-random": ("llamba", [], "random", HID, KL[:1]),
     # the preset's Llamba (random mixers, 800 KL steps), looked at half-way and at the end
     "llamba-800": ("llamba", [], "random", HID, KL2),
+    "hybrid-500": ("mambainllama", [3, 7], "attention", HID, [(500, 1e-3, 20, 1.0)]),      # the preset's hybrid
     "llamba-400": ("llamba", [], "random", HID, [(200, 1e-3, 20, 1.0), (200, 1e-3, 0, 0.1)]),
     # MOHAWK's three stages: matrix orientation first (attention-initialised mixers learn attention's mixing, memory included)
     "llamba-mohawk": ("llamba", [], "attention", [("matrix", _M, 1e-3)] + HID, KL2),
