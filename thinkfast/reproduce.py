@@ -28,9 +28,9 @@ from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llam
 
 # %% auto #0
 __all__ = ['PRESETS', 'STUDENTS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'walk_problem', 'walk_problems',
-           'task_problems', 'walk_start_ok', 'check_settings_values', 'parse_param', 'resolve', 'is_run_folder',
-           'check_run_folder', 'make_tokenizer', 'accelerator_for', 'train_teacher', 'train_verifier',
-           'verifier_scores', 'budget_grid', 'compare_at_budgets']
+           'task_problems', 'held_out_problems', 'walk_start_ok', 'walk_mechanics', 'check_settings_values',
+           'parse_param', 'resolve', 'is_run_folder', 'check_run_folder', 'make_tokenizer', 'accelerator_for',
+           'train_teacher', 'train_verifier', 'verifier_scores', 'budget_grid', 'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -68,7 +68,7 @@ def arithmetic_problems(n: int, seed: int, min_steps: int = 1, max_steps: int = 
 # %% ../nbs/10_reproduce.ipynb #83b5deb2
 def walk_problem(rng: random.Random, steps: int, max_start: int = 9999, slip: float = 0.0,
                  slip_rng: random.Random | None = None) -> dict:
-    """One digit walk: start at a 4-digit number and, `steps` times, add the sum of its last two digits. The question
+    """One digit walk: start at a number from 1000 to `max_start` and, `steps` times, add the sum of its last two digits. The question
     names the start and the count last, just before the solution begins. The solution writes one step per line, counting down (`k: x+s=y`), and ends with the answer boxed. `slip` > 0 writes it as the
     imperfect writer does: a step whose sum crosses into a new thousand drops that carry with probability `slip`, and
     the walk goes on from the wrong number (its slips drawn from `slip_rng`, default `rng`). `answer` is always the
@@ -106,6 +106,18 @@ def task_problems(cfg: dict, n: int, seed: int, prefix: str, slip: float = 0.0) 
     return arithmetic_problems(n, seed, cfg["min_steps"], cfg["max_steps"], cfg["max_start"], cfg["max_delta"], prefix)
 
 
+def held_out_problems(cfg: dict, train: list, n: int | None = None) -> list:
+    """The first `n` (default `cfg['n_eval']`) problems of the evaluation stream (seed + 1) whose question is not in
+    `train`: always `n` of them, the same ones for the same settings."""
+    n = cfg["n_eval"] if n is None else n
+    seen, m = {p["question"] for p in train}, n
+    while True:
+        fresh = [p for p in task_problems(cfg, m, cfg["seed"] + 1, "eval") if p["question"] not in seen]
+        if len(fresh) >= n: return fresh[:n]
+        if m >= 128 * n: raise ValueError(f"fewer than {n} problems outside the training set among {m} drawn: widen the task")
+        m *= 2
+
+
 _WALK_QUESTION = re.compile(r"to (\d+), (\d+) times\.$")
 
 
@@ -114,6 +126,25 @@ def walk_start_ok(text: str, question: str) -> bool:
     m = _WALK_QUESTION.search(question)
     if m is None: raise ValueError(f"not a walk question (expected '... to START, STEPS times.'): {question[:100]!r}")
     return text.lstrip().startswith(f"{m[2]}: {m[1]}+")
+
+
+_WALK_LINE = re.compile(r"(\d+): (\d+)\+(\d+)=(\d+)")
+
+
+def walk_mechanics(texts: list) -> dict:
+    """How well written walks follow the rules, whatever their start: of the step lines, the share whose sum and result
+    are right (`x + s`, or the slip's 1000 less) and, of consecutive pairs, the share that goes on from the line
+    before's result and counts one down. The number of step lines too."""
+    lines = rule = chained = counted = links = 0
+    for text in texts:
+        prev = None
+        for m in filter(None, map(_WALK_LINE.fullmatch, text.split("\n"))):
+            k, x, s, y = map(int, m.groups())
+            lines += 1
+            rule += s == (x // 10) % 10 + x % 10 and y in (x + s, x + s - 1000)
+            if prev is not None: links += 1; chained += x == prev[1]; counted += k == prev[0] - 1
+            prev = (k, y)
+    return dict(lines=lines, rule=rule / max(1, lines), chained=chained / max(1, links), counted=counted / max(1, links))
 
 # %% ../nbs/10_reproduce.ipynb #6e3390e2
 PRESETS = {
@@ -124,8 +155,8 @@ PRESETS = {
                  top_p=0.95, batch_problems=12, n_budgets=12, dtype="float32", speed_batch=4, speed_lengths=[16, 32],
                  verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
     "mini": dict(device="cuda", teacher="train", task="walk", slip=0.7, seed=0, n_train=20000, n_eval=160, min_steps=64,
-                 max_steps=64, max_start=9999, max_delta=99, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152,
-                 seq_len=1792, teacher_steps=900, teacher_lr=1e-3, micro_batch=16, hybrid_attn_layers=[3, 7],
+                 max_steps=64, max_start=99999, max_delta=99, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152,
+                 seq_len=1536, teacher_steps=900, teacher_lr=1e-3, micro_batch=16, hybrid_attn_layers=[3, 7],
                  distill_stages=["hidden", "kl"], distill_steps={"hidden": 100, "kl": 500}, distill_lr={"hidden": 1e-3, "kl": 1e-3},
                  distill_warmup={"hidden": 0, "kl": 20}, student_steps={"llamba": {"kl": 800}},
                  student_init={"llamba": "random", "hybrid": "attention"}, n_samples=32, max_new_tokens=1536, temperature=0.8,

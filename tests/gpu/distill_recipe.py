@@ -12,7 +12,6 @@ finished); OUT_DIR/recipe.json gathers them with the run's device and commit at 
 import copy
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import replace
@@ -23,7 +22,8 @@ import torch
 from thinkfast.cli import run_info
 from thinkfast.distill import STAGES, chat_examples, masked_kl, pack, train_stage
 from thinkfast.records import write_json
-from thinkfast.reproduce import accelerator_for, make_tokenizer, resolve, task_problems, train_teacher, walk_start_ok
+from thinkfast.reproduce import (accelerator_for, held_out_problems, make_tokenizer, resolve, task_problems, train_teacher,
+                                 walk_mechanics, walk_start_ok)
 from thinkfast.sampling import read_samples, sample_problems
 from thinkfast.students import from_llama, to_llama
 
@@ -49,24 +49,6 @@ VARIANTS = {
     "llamba-mohawk-random": ("llamba", [], "random", [("matrix", _M, 1e-3)] + HID, KL2),
 }
 ALL_REFERENCE = "ssd_scan,ssd_update,causal_conv1d,causal_conv1d_step"
-
-
-_LINE = re.compile(r"(\d+): (\d+)\+(\d+)=(\d+)")
-
-
-def walk_mechanics(texts: list) -> dict:
-    """How well written walks follow the rules, whatever their start: the share of step lines whose sum is right and
-    whose result is x + sum (or the slip, 1000 less), whose number is the line before's result, whose count is one less."""
-    lines = rule = chained = counted = links = 0
-    for text in texts:
-        prev = None
-        for m in filter(None, map(_LINE.fullmatch, text.split("\n"))):
-            k, x, s, y = map(int, m.groups())
-            lines += 1
-            rule += s == (x // 10) % 10 + x % 10 and y in (x + s, x + s - 1000)
-            if prev is not None: links += 1; chained += x == prev[1]; counted += k == prev[0] - 1
-            prev = (k, y)
-    return dict(lines=lines, rule=rule / max(1, lines), chained=chained / max(1, links), counted=counted / max(1, links))
 
 
 @torch.no_grad()
@@ -98,8 +80,7 @@ def main(out: Path, budget: float, names: list):
     device, dtype = torch.device(cfg["device"]), getattr(torch, cfg["dtype"])
     tok = make_tokenizer(cfg)
     train = task_problems(cfg, cfg["n_train"], cfg["seed"], "train", slip=cfg["slip"])
-    seen = {p["question"] for p in train}
-    probe = [p for p in task_problems(cfg, 128, cfg["seed"] + 1, "eval") if p["question"] not in seen][:100]
+    probe = held_out_problems(cfg, train, 100)
     data = pack(chat_examples(tok, [(p["question"], p["solution"]) for p in train]), cfg["seq_len"], tok.pad_token_id or 0)
     held = pack(chat_examples(tok, [(p["question"], p["solution"]) for p in probe]), cfg["seq_len"], tok.pad_token_id or 0)
     held = {k: v[:16].to(device) for k, v in held.items() if k != "stats"}

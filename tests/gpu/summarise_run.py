@@ -7,9 +7,12 @@ reproduce.ipynb (cell durations recorded by papermill), and writes what those fi
 library functions the notebook uses: greedy accuracy, per-call sampling rates (median and spread), generated tokens,
 coverage@n, budget curves (coverage and majority, 95% bootstrap intervals; no best-of-N, whose verifier scores are
 not saved) and each student's wins and crossover against the teacher. Models whose samples are missing are named.
+For the walk task, also how the walks begin and go on (`walk`): the share of greedy walks and of samples whose first
+line copies the question's start number and its count, accuracy among those that copy both, and `walk_mechanics`.
 """
 import gzip
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -18,7 +21,7 @@ import numpy as np
 
 from thinkfast.budgets import budget_curve, by_problem, call_rates
 from thinkfast.records import write_json
-from thinkfast.reproduce import budget_grid, compare_at_budgets, task_problems, walk_start_ok
+from thinkfast.reproduce import budget_grid, compare_at_budgets, held_out_problems, task_problems, walk_mechanics, walk_start_ok
 from thinkfast.sampling import read_samples
 from thinkfast.scoring import coverage_curve
 
@@ -43,6 +46,22 @@ def cell_seconds(nb_path: Path) -> list:
     return out
 
 
+def walk_beginnings(records: list, questions: dict) -> dict:
+    "Shares of walks whose first line copies the question's start number, its count, both; accuracy when both; the walk mechanics."
+    start = count = 0
+    right_given_both = []
+    for r in records:
+        q = re.search(r"to (\d+), (\d+) times\.$", questions[r["problem_id"]])
+        first = r["text"].lstrip().split("\n", 1)[0]
+        k, _, rest = first.partition(": ")
+        start += rest.startswith(q[1] + "+"); count += k == q[2]
+        if walk_start_ok(r["text"], questions[r["problem_id"]]): right_given_both.append(r["correct"])
+    n = max(1, len(records))
+    return dict(start_copied=start / n, count_copied=count / n, both_copied=len(right_given_both) / n,
+                accuracy_when_both=sum(right_given_both) / len(right_given_both) if right_given_both else None,
+                **walk_mechanics([r["text"] for r in records]))
+
+
 def summarise(run: Path) -> dict:
     cfg = json.loads((run / "settings.json").read_text())
     n = cfg["n_samples"]
@@ -56,13 +75,16 @@ def summarise(run: Path) -> dict:
     _, budgets = budget_grid(records, rate, n, cfg["n_budgets"])
     curves = {k: budget_curve(v, budgets, rate[k], ci=0.95) for k, v in records.items()}
     tokens = {k: sorted(r["tokens"] for r in v) for k, v in records.items()}
-    start_ok = {}
-    if cfg.get("task") == "walk":                  # does the first line start from the question's number?
-        questions = {p["id"]: p["question"] for p in task_problems(cfg, cfg["n_eval"], cfg["seed"] + 1, "eval")}
+    start_ok, walk = {}, {}
+    if cfg.get("task") == "walk":                  # does the first line copy the question's start and count?
+        train = task_problems(cfg, cfg["n_train"], cfg["seed"], "train", slip=cfg["slip"])
+        questions = {p["id"]: p["question"] for p in held_out_problems(cfg, train)}
         start_ok = {k: sum(walk_start_ok(r["text"], questions[r["problem_id"]]) for r in v) / len(v) for k, v in greedy.items() if v}
+        walk = {f"{kind}/{k}": walk_beginnings(v, questions) for kind, recs in (("greedy", greedy), ("samples", records))
+                for k, v in recs.items() if v}
     return dict(settings=cfg, samples_missing=missing,
                 greedy_accuracy={k: sum(r["correct"] for r in v) / len(v) for k, v in greedy.items() if v},
-                greedy_problems={k: len(v) for k, v in greedy.items() if v}, greedy_start_ok=start_ok,
+                greedy_problems={k: len(v) for k, v in greedy.items() if v}, greedy_start_ok=start_ok, walk=walk,
                 tokens_per_s=rate, tokens_per_s_calls=calls,
                 generated_tokens={k: dict(median=statistics.median(v), p90=float(np.percentile(v, 90))) for k, v in tokens.items()},
                 sample_accuracy={k: sum(r["correct"] for r in v) / len(v) for k, v in records.items()},
