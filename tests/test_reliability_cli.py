@@ -136,8 +136,10 @@ def test_sample_values_refused_by_the_parser(model_dir, data, tmp_path, capsys):
     assert "allowed: a finite number >= 0" in refused(sample_argv(model_dir, data, out, "--temperature", "inf"), capsys)
     assert "allowed: a finite number > 0 and <= 1" in refused(sample_argv(model_dir, data, out, "--top-p", "0"), capsys)
     assert "allowed: an int >= 1" in refused(sample_argv(model_dir, data, out, "--n", "0"), capsys)
-    msg = refused(sample_argv(model_dir, data, out, "--dataset", "math500", "--split", "train"), capsys)
+    msg = refused(sample_argv(model_dir, "math500", out, "--split", "train"), capsys)
     assert "MATH-500 has only a test split" in msg, msg
+    msg = refused(sample_argv(model_dir, "hub:squad", out), capsys)           # one --data spelling: named sets, hub:NAME or a path
+    assert "the hub sets read here are" in msg, msg
     assert not out.exists()
 
 

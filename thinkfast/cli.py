@@ -158,27 +158,24 @@ def _recorded_sampling(out, current: dict, fresh: str):
     check_settings(old, current, out, fresh)
 
 
-def sample_command(model, tokenizer=None, dataset="gsm8k", data=None, split=None, limit=None, subset_seed=0,
+def sample_command(model, tokenizer=None, data="gsm8k", split=None, limit=None, subset_seed=0,
                    n=16, max_new_tokens=512, temperature=0.7, top_p=0.95, seed=0, batch_problems=8,
                    out="runs/samples.jsonl", device=None, dtype="bfloat16", overwrite=False) -> dict:
-    """Run the sampling runner over a benchmark; returns (and writes beside `out`) a summary with the run record,
-    computed from the samples file. Every argument, the data and the output are checked before the model loads."""
+    """Run the sampling runner over a benchmark (`data`: a spec of `thinkfast.scoring.load_problems`); returns (and
+    writes beside `out`) a summary with the run record, computed from the samples file. Every argument, the data and
+    the output are checked before the model loads."""
     from thinkfast.generate import SamplingParams
     from thinkfast.sampling import run_sampling, samples_summary
-    from thinkfast.scoring import load_gsm8k, load_math500, subset
-    if dataset not in _DATASETS: raise ValueError(f"dataset {dataset!r} unknown; allowed: {', '.join(_DATASETS)}")
+    from thinkfast.scoring import load_problems, subset
     if dtype not in _DTYPES: raise ValueError(f"dtype {dtype!r} unknown; allowed: {', '.join(_DTYPES)}")
-    if dataset == "math500" and split not in (None, "test"): raise ValueError(f"--split {split}: MATH-500 has only a test split")
     SamplingParams(temperature, top_p, 0)
     check_model_ref(model)
     if tokenizer is not None: check_model_ref(tokenizer, "--tokenizer")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    hub, path = data == "hub", None if data in (None, "hub") else data            # None: the copy shipped with thinkfast
-    problems = load_gsm8k(split or "test", path, hub=hub) if dataset == "gsm8k" else load_math500(path, hub=hub)
-    problems = subset(problems, limit, subset_seed)
-    if not problems: raise ValueError(f"--data {data or dataset}: holds no problems")
+    problems = subset(load_problems(data, split), limit, subset_seed)
+    if not problems: raise ValueError(f"--data {data}: holds no problems")
     check_writable(out)
-    settings = dict(tokenizer=str(tokenizer or model), dataset=dataset, data=str(data) if data else None, split=split or "test",
+    settings = dict(tokenizer=str(tokenizer or model), data=data, split=split or "test",
                     limit=limit, subset_seed=subset_seed, dtype=dtype)
     if not overwrite:
         _recorded_sampling(out, dict(settings, model_id=str(model), n=n, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -195,9 +192,12 @@ def sample_command(model, tokenizer=None, dataset="gsm8k", data=None, split=None
 
 # %% ../nbs/90_cli.ipynb #d15711a0
 def parse_data_spec(spec: str) -> dict:
-    """`gsm8k:PATH` (GSM8K-style jsonl), `jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD`, or `hub:NAME[:SPLIT]` (streamed;
-    OpenMathInstruct-2's fields)."""
+    """Training data, spelled as every command spells data: `gsm8k` (GSM8K's train split, shipped), a jsonl path with
+    GSM8K's fields (question, answer), `hub:NAME[:SPLIT]` (streamed; OpenMathInstruct-2's fields), or, for other
+    fields, `jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD` (`gsm8k:PATH` is read as PATH). MATH-500 is refused: it is a test set."""
     kind, _, rest = spec.partition(":")
+    if spec in ("math500", "hub:math500", "hub:HuggingFaceH4/MATH-500"):
+        raise ValueError(f"--data {spec}: MATH-500 is a test set (500 problems) and is not trained on; use gsm8k or a hub:NAME set")
     if kind == "gsm8k" and not rest:                                        # the GSM8K train split shipped with thinkfast
         from thinkfast.scoring import shipped
         return dict(kind="local", path=str(shipped("gsm8k", "train")), prompt_field="question", response_field="answer")
@@ -208,8 +208,9 @@ def parse_data_spec(spec: str) -> dict:
     if kind == "hub" and rest:
         name, _, split = rest.partition(":")
         return dict(kind="hub", name=name, split=split or "train_1M")
-    raise ValueError(f"--data {spec!r}; allowed: gsm8k (the shipped train split), gsm8k:PATH, jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD, hub:NAME[:SPLIT] "
-                     f"(e.g. hub:nvidia/OpenMathInstruct-2:train_1M)")
+    if Path(spec).is_file(): return dict(kind="local", path=spec, prompt_field="question", response_field="answer")
+    raise ValueError(f"--data {spec!r}: not a file, and not a spec; allowed: gsm8k (the shipped train split), a jsonl path, "
+                     f"hub:NAME[:SPLIT] (e.g. hub:nvidia/OpenMathInstruct-2:train_1M), jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD")
 
 
 def load_pairs(data: str, limit: int) -> tuple:
@@ -283,7 +284,10 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
                "final_loss": {k: v[-1]["loss"] for k, v in metrics.items() if v},
                "tokens_per_s_per_process": {k: sum(m["tokens_per_s"] for m in v) / len(v) / acc.num_processes for k, v in metrics.items() if v}}
         write_json(rec, out / "metrics.json")
-        D.loss_figure(metrics).savefig(out / "loss.png", dpi=120)
+        fig = D.loss_figure(metrics)
+        fig.savefig(out / "loss.png", dpi=120)
+        import matplotlib.pyplot as plt
+        plt.close(fig)                                   # a file, not a figure left open for a notebook to show
         return rec
     return {}
 
@@ -308,7 +312,7 @@ def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None
     import papermill as pm
     try:
         pm.execute_notebook(str(nb), str(out / "reproduce.ipynb"), parameters=dict(preset=preset, out_dir=str(out), params=params or {}),
-                            cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
+                            cwd=str(nb.parent), kernel_name="python3", progress_bar=sys.stderr.isatty())   # cells done, in a terminal
     except pm.PapermillExecutionError as e:
         raise RunFailed(f"the run stopped in cell {e.exec_count} with {e.ename}: {e.evalue} (the executed notebook: "
                            f"{out / 'reproduce.ipynb'})") from None
@@ -345,7 +349,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 
 EXAMPLES = {
     "ssd-check": "thinkfast ssd-check --device cuda --seqlens 1000 2048 --batch 2 --out results/ssd_gpu.json",
-    "sample": "thinkfast sample --model runs/d/student --dataset gsm8k --limit 100 --n 16 --out runs/samples.jsonl",
+    "sample": "thinkfast sample --model runs/d/student --data gsm8k --limit 100 --n 16 --out runs/samples.jsonl",
     "bench": "thinkfast bench --out runs/bench.json --models llama-3.2-1b llamba-1b --batches 64 256",
     "distill": "thinkfast distill --teacher meta-llama/Llama-3.2-1B-Instruct --data gsm8k --mixer llamba --out runs/d",
     "reproduce": "thinkfast reproduce --preset tiny",
@@ -373,8 +377,9 @@ def _parser() -> tuple:
     c = add("sample", help="draw n scored samples per problem of GSM8K or MATH-500 (resumable)")
     c.add_argument("--model", required=True, help="a saved thinkfast model or a transformers Llama (folder or hub name)")
     c.add_argument("--tokenizer", default=None, help="default: the model's")
-    c.add_argument("--dataset", default="gsm8k", choices=_DATASETS)
-    c.add_argument("--data", default=None, help="a local jsonl, or 'hub' for the Hugging Face hub's copy (default: the copy shipped with thinkfast)")
+    c.add_argument("--data", default="gsm8k", help="gsm8k or math500 (the copies shipped with thinkfast), hub:gsm8k or hub:math500 "
+                   "(the Hugging Face hub's), or a jsonl path with GSM8K's or MATH-500's fields")
+    c.add_argument("--dataset", default=None, choices=_DATASETS, help=argparse.SUPPRESS)     # the older spelling: --data NAME
     c.add_argument("--split", default=None, choices=["test", "train"], help="GSM8K's split (default test); MATH-500 has only test")
     c.add_argument("--limit", type=pos, default=None, help="a seeded random subset of this many problems")
     c.add_argument("--n", type=pos, default=16, help="samples per problem")
@@ -404,8 +409,9 @@ def _parser() -> tuple:
     c.add_argument("--teacher", required=True, help="a transformers Llama (folder or hub name) with its tokenizer")
     c.add_argument("--out", required=True)
     c.add_argument("--data", default="hub:nvidia/OpenMathInstruct-2:train_1M",
-                   help="gsm8k:PATH, jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD or hub:NAME[:SPLIT]")
-    c.add_argument("--limit", type=pos, default=10000, help="documents read from the source")
+                   help="gsm8k (the shipped train split), a jsonl path with GSM8K's fields, hub:NAME[:SPLIT], or "
+                   "jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD")
+    c.add_argument("--limit", type=pos, default=10000, help="the first this many documents of the source (sample's --limit draws a seeded random subset)")
     c.add_argument("--mixer", default="llamba", choices=["llamba", "mambainllama"])
     c.add_argument("--attn-layers", nargs="*", type=pos0, default=[])
     c.add_argument("--stages", nargs="+", default=["matrix", "hidden", "kl"])
@@ -480,7 +486,10 @@ def _bench(a, err) -> int:
 
 
 def _sample(a, err) -> int:
-    r = sample_command(a.model, a.tokenizer, a.dataset, a.data, a.split, a.limit, 0, a.n, a.max_new_tokens,
+    data = a.data
+    if a.dataset:                                   # the older spelling: --dataset NAME [--data hub|PATH]
+        data = f"hub:{a.dataset}" if a.data == "hub" else a.dataset if a.data == "gsm8k" else a.data
+    r = sample_command(a.model, a.tokenizer, data, a.split, a.limit, 0, a.n, a.max_new_tokens,
                        a.temperature, a.top_p, a.seed, a.batch_problems, a.out, a.device, a.dtype, overwrite=a.overwrite)
     print(json.dumps({k: v for k, v in r.items() if k != "run"}, indent=1))
     return 0

@@ -23,7 +23,7 @@ from .cli import run_info
 from .distill import STAGES, chat_examples, distill, pack, train_stage
 from .records import SettingsMismatch, exclusive, folder_settings, remove_output, write_json
 from .sampling import read_samples, sample_problems
-from .scoring import coverage_curve
+from .scoring import DATA_SPECS, coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
 
 # %% auto #0
@@ -163,7 +163,7 @@ PRESETS = {
                  top_p=0.95, batch_problems=32, n_budgets=24, dtype="bfloat16", speed_batch=1024, speed_lengths=[256, 512, 1024, 2048],
                  verifier="train", verifier_problems=128, verifier_samples=8, verifier_steps=100, verifier_lr=1e-4, verifier_batch=32),
     "paper": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", data="hub:nvidia/OpenMathInstruct-2:train_1M",
-                  eval_data="gsm8k", eval_path=None, seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
+                  eval_data="gsm8k", seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
                   hybrid_attn_layers=[3, 7, 11, 15], distill_stages=["matrix", "hidden", "kl"],
                   distill_steps={"matrix": 2000, "hidden": 4000, "kl": 60000}, distill_lr={"matrix": 1e-4, "hidden": 1e-4, "kl": 1e-5},
                   distill_warmup={"kl": 100}, student_steps={}, student_init={}, speed_batch=64, speed_lengths=[256, 512, 1024],
@@ -198,8 +198,7 @@ SETTING_RULES = {
     "task": ("'arithmetic' or 'walk' (the synthetic tasks of a teacher trained here)", lambda v: v in ("arithmetic", "walk")),
     "slip": _num(0, False, 1.0),
     "data": ("a data spec: gsm8k:PATH, jsonl:PATH:PROMPT:RESPONSE or hub:NAME[:SPLIT]", _word),
-    "eval_data": ("'gsm8k' or 'math500'", lambda v: v in ("gsm8k", "math500")),
-    "eval_path": ("null (the copy shipped with thinkfast), 'hub' (the Hugging Face hub's) or a jsonl path", lambda v: v is None or _word(v)),
+    "eval_data": (f"a data spec: {DATA_SPECS}", _word),
     "seed": _int(0), "n_train": _int(1), "n_eval": _int(1), "min_steps": _int(1), "max_steps": _int(1),
     "max_start": _int(2), "max_delta": _int(1), "d_model": _int(1), "n_layers": _int(1), "n_heads": _int(1),
     "n_kv_heads": _int(1), "d_ff": _int(1), "seq_len": _int(1), "teacher_steps": _int(1), "teacher_lr": _num(0, True),
@@ -304,7 +303,7 @@ def accelerator_for(cfg):
     return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=cfg["device"] == "cpu")
 
 
-def train_teacher(cfg, tok, data: dict, out: Path) -> ThinkfastForCausalLM:
+def train_teacher(cfg, tok, data: dict, out: Path, progress: bool = False) -> ThinkfastForCausalLM:
     "A Llama-shaped model trained from scratch (cross-entropy on solution tokens) for the synthetic presets."
     c = ThinkfastConfig(vocab_size=len(tok), hidden_size=cfg["d_model"], intermediate_size=cfg["d_ff"],
                         num_hidden_layers=cfg["n_layers"], num_attention_heads=cfg["n_heads"], num_key_value_heads=cfg["n_kv_heads"],
@@ -314,7 +313,7 @@ def train_teacher(cfg, tok, data: dict, out: Path) -> ThinkfastForCausalLM:
     model = ThinkfastForCausalLM(c)
     st = replace(STAGES["sft"], name="teacher", steps=cfg["teacher_steps"], lr=cfg["teacher_lr"], warmup=max(1, cfg["teacher_steps"] // 20),
                  micro_batch=cfg["micro_batch"], checkpoint_every=max(1, cfg["teacher_steps"] // 4), seed=cfg["seed"])
-    train_stage(model, None, data, st, out, accelerator_for(cfg), progress=False)
+    train_stage(model, None, data, st, out, accelerator_for(cfg), progress=progress)
     return model
 
 # %% ../nbs/10_reproduce.ipynb #9ec06ae4

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['DATA_DIR', 'COT_INSTRUCTION', 'read_jsonl', 'shipped', 'gsm8k_final', 'load_gsm8k', 'load_math500', 'subset',
-           'cot_messages', 'last_boxed', 'extract_answer', 'normalize_answer', 'is_equiv', 'score_text', 'pass_at_k',
-           'coverage_curve', 'vote', 'majority_at_k', 'best_of_n', 'bootstrap_ci']
+__all__ = ['DATA_DIR', 'DATA_SPECS', 'COT_INSTRUCTION', 'read_jsonl', 'shipped', 'gsm8k_final', 'load_gsm8k', 'load_math500',
+           'load_problems', 'subset', 'cot_messages', 'last_boxed', 'extract_answer', 'normalize_answer', 'is_equiv',
+           'score_text', 'pass_at_k', 'coverage_curve', 'vote', 'majority_at_k', 'best_of_n', 'bootstrap_ci']
 
 # %% ../nbs/06_scoring.ipynb #909abccf
 def read_jsonl(path, required=()) -> list:
@@ -91,6 +91,34 @@ def load_math500(path=None, hub: bool = False) -> list:
     recs = read_jsonl(path, ("problem", "answer", "unique_id")) if path else _hub("HuggingFaceH4/MATH-500", None, "test")
     return [{"id": r["unique_id"], "question": r["problem"], "answer": str(r["answer"]), "solution": r.get("solution", ""),
              "subject": r.get("subject"), "level": r.get("level")} for r in recs]
+
+
+_HUB = {"gsm8k": "openai/gsm8k", "math500": "HuggingFaceH4/MATH-500"}
+DATA_SPECS = "gsm8k, math500 (the copies shipped with thinkfast), hub:gsm8k, hub:math500 (the hub's), or a jsonl path"
+
+
+def load_problems(spec: str, split: str | None = None) -> list:
+    """Evaluation problems from one data spec, the spelling every command and preset uses: `gsm8k` or `math500` (the
+    shipped copies), `hub:gsm8k` / `hub:openai/gsm8k` or `hub:math500` / `hub:HuggingFaceH4/MATH-500` (the hub's,
+    through `datasets`), or a jsonl path with GSM8K's fields (question, answer with '####') or MATH-500's (problem,
+    answer, unique_id). `split` is GSM8K's (default 'test'); MATH-500 has only 'test'."""
+    if not isinstance(spec, str) or not spec.strip(): raise ValueError(f"data {spec!r}; allowed: {DATA_SPECS}")
+    hub = spec.startswith("hub:")
+    name = spec[4:] if hub else spec
+    name = next((k for k, v in _HUB.items() if name == v), name) if hub else name
+    if name in _HUB:
+        if name == "math500" and split not in (None, "test"): raise ValueError(f"split {split!r}: MATH-500 has only a test split")
+        return load_gsm8k(split or "test", hub=hub) if name == "gsm8k" else load_math500(hub=hub)
+    if hub: raise ValueError(f"data {spec!r}: the hub sets read here are {', '.join(f'hub:{v}' for v in _HUB.values())}")
+    path = Path(spec)
+    if not path.is_file(): raise ValueError(f"data {spec!r}: no such file; allowed: {DATA_SPECS}")
+    first = next(iter(read_jsonl(path)), None)
+    if first is None: raise ValueError(f"{path}: holds no problems")
+    if {"problem", "unique_id"} <= set(first):
+        if split not in (None, "test"): raise ValueError(f"split {split!r}: {path} has MATH-500's fields, and MATH-500 only a test split")
+        return load_math500(path)
+    if "question" in first: return load_gsm8k(split or "test", path)
+    raise ValueError(f"{path}:1: fields {sorted(first)}; expected GSM8K's (question, answer) or MATH-500's (problem, answer, unique_id)")
 
 
 def subset(records: list, k: int | None, seed: int = 0) -> list:

@@ -11,10 +11,11 @@ export PYTHONPATH=$PWD THINKFAST_GIT_COMMIT=$sha PYTORCH_CUDA_ALLOC_CONF=expanda
 export TRITON_CACHE_DIR=$W/triton TORCHINDUCTOR_CACHE_DIR=$W/inductor
 echo "setup $(( $(date +%s)-T0 ))s" | tee $OUT/$name.log
 # the reference SSD scan for training only (mamba-ssm's scan autotunes for minutes per process); sampling lifts it
-THINKFAST_REFERENCE=ssd_scan timeout ${LIMIT:-540} python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" 2>&1 | tee -a $OUT/$name.log
+THINKFAST_REFERENCE=ssd_scan timeout ${LIMIT:-560} python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" 2>&1 | tee -a $OUT/$name.log
 echo "reproduce rc ${PIPESTATUS[0]} after $(( $(date +%s)-T0 ))s" | tee -a $OUT/$name.log
-# a run stopped before results.json still comes back summarised (greedy, rates, budget curves from its files)
-[ -f $W/$name/results.json ] || python3 tests/gpu/summarise_run.py $W/$name $W/$name/summary.json > $OUT/$name.summary.log 2>&1
+# summarised from its files either way (a run stopped before results.json: greedy, rates, budget curves; any walk
+# run: how the walks begin and go on, `walk`)
+timeout 30 python3 tests/gpu/summarise_run.py $W/$name $W/$name/summary.json > $OUT/$name.summary.log 2>&1
 cd $W/$name && for f in samples-*.jsonl greedy-*.jsonl; do [ -f $f ] && gzip -c $f > $f.gz; done
 find . -type f \( -size -2M -o -name '*.jsonl.gz' \) -size -8M ! -name '*.pt' ! -name '*.tmp*' ! -name '*.lock' ! -name '*.jsonl' > $W/.list
 tar czf $OUT/$name.tgz -T $W/.list
