@@ -3,8 +3,10 @@
 nbdev_readme renders the README with Quarto, which cannot be installed on this project's machines.
 This script renders the same notebook to GitHub markdown with nbformat alone: markdown cells as they
 are, code cells (minus nbdev `#|` directives; `#| hide` cells dropped) as fenced Python with their
-text outputs. Run `python tests/readme.py` after editing nbs/index.ipynb; tests/test_sync.py checks
-that README.md is what this produces. Where Quarto exists, `nbdev_readme` still works as usual.
+text outputs, and `text/markdown` outputs (IPython's `Markdown`, which the home page displays its measured
+numbers with) as markdown, not fenced. Run `python tests/readme.py` after editing nbs/index.ipynb;
+tests/test_sync.py checks that README.md is what this produces. Where Quarto exists, `nbdev_readme` still
+works as usual.
 """
 import sys
 from pathlib import Path
@@ -33,7 +35,12 @@ def render(nb_path: Path = ROOT / "nbs" / "index.ipynb") -> str:
             if any(d.split(":")[0].strip() in ("hide", "exporti") for d in directives): continue
             if code and not any(d.replace(" ", "") == "echo:false" for d in directives): parts.append(f"```python\n{code}\n```")
             for out in cell.get("outputs", []):
-                if "image/png" in out.get("data", {}): continue          # figures: on the docs site, not in the README
+                data = out.get("data", {})
+                if "image/png" in data: continue                         # figures: on the docs site, not in the README
+                if "text/markdown" in data:                              # displayed Markdown reads as the page's own text
+                    md = data["text/markdown"]
+                    parts.append(("".join(md) if isinstance(md, list) else md).strip("\n"))
+                    continue
                 text = out.get("text") or out.get("data", {}).get("text/plain")
                 if text: parts.append("```\n" + ("".join(text) if isinstance(text, list) else text).rstrip("\n") + "\n```")
     return HEADER + "\n\n".join(p for p in parts if p) + "\n"

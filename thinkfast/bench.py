@@ -295,7 +295,7 @@ def bench(out, models=BENCH_MODELS, batches=BENCH_BATCHES, prompt_lens=(256, 512
     was made on the same device); `peers` adds transformers and mamba-ssm at the 1B shapes; `check_points`
     ((model, batch, prompt_len, new_tokens), ...) are also run end to end with `generate_ids`. `ssm_state_dtype`
     other than float32 (mamba-ssm keeps bfloat16 states) labels the Mamba models' points `name@dtype`."""
-    from thinkfast.cli import run_info, write_json
+    from thinkfast.records import run_info, write_json
     from thinkfast.students import PRESETS
     bad = [m for m in models if m not in PRESETS]
     if bad: raise ValueError(f"model {bad[0]!r} unknown; allowed: {', '.join(PRESETS)}")

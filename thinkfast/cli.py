@@ -6,13 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
@@ -21,46 +18,11 @@ from pathlib import Path
 import torch
 
 from . import __version__, ssd
-from .records import OutputInUse, check_output_file, check_settings, exclusive, remove_output, write_json
+from .records import OutputInUse, check_output_file, check_settings, exclusive, remove_output, run_info, write_json
 
 # %% auto #0
-__all__ = ['EXAMPLES', 'run_info', 'ssd_check', 'check_model_ref', 'check_writable', 'load_for_sampling', 'sample_command',
-           'parse_data_spec', 'load_pairs', 'distill_command', 'reproduce_command', 'RunFailed', 'main']
-
-# %% ../nbs/90_cli.ipynb #b13b1f06
-def _git(*args, cwd=None) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd or Path(__file__).parent, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-    except Exception: return None
-
-
-def _version(module: str) -> str | None:
-    try:
-        from importlib.metadata import version
-        return version(module)
-    except Exception: return None
-
-
-def run_info(device="cpu") -> dict:
-    """Where and how a result was produced: device, versions, git commit (and whether the tree was dirty), date.
-    Where the code runs from a copy without git history (the GPU machine), the commit comes from the
-    environment variable `THINKFAST_GIT_COMMIT`, set by whoever copied it."""
-    device = torch.device(device)
-    # THINKFAST_GIT_COMMIT first: a copy of the tree (the GPU machine's) may carry a stale .git of another commit
-    commit = os.environ.get("THINKFAST_GIT_COMMIT") or _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no") if not os.environ.get("THINKFAST_GIT_COMMIT") and commit else None
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "device_type": device.type, "cpu_count": os.cpu_count(),
-        "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-        "mamba_ssm": _version("mamba_ssm") or _version("mamba-ssm"), "causal_conv1d": _version("causal_conv1d") or _version("causal-conv1d"),
-        "thinkfast": _version("thinkfast"), "reference_ops": os.environ.get("THINKFAST_REFERENCE") or None,
-    }
-
-
+__all__ = ['EXAMPLES', 'ssd_check', 'check_model_ref', 'check_writable', 'load_for_sampling', 'sample_command', 'parse_data_spec',
+           'load_pairs', 'distill_command', 'reproduce_command', 'RunFailed', 'main']
 
 # %% ../nbs/90_cli.ipynb #c1a37c3d
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

@@ -6,17 +6,20 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import math
 import os
+import platform
 import shutil
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['check_output_file', 'atomic_write', 'write_json', 'OutputInUse', 'lock_file', 'exclusive', 'SettingsMismatch',
-           'plain', 'settings_diff', 'check_settings', 'folder_settings', 'remove_output', 'nonfinite']
+           'plain', 'settings_diff', 'check_settings', 'folder_settings', 'remove_output', 'nonfinite', 'run_info']
 
 # %% ../nbs/91_records.ipynb #bdc558f9
 def _file_mode() -> int:
@@ -157,3 +160,39 @@ def nonfinite(named_values) -> str | None:
             if v.is_floating_point() and v.numel() and not bool(v.isfinite().all()): return name
         elif isinstance(v, float) and not math.isfinite(v): return name
     return None
+
+# %% ../nbs/91_records.ipynb #b13b1f06
+def _git(*args, cwd=None) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd or Path(__file__).parent, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    except Exception: return None
+
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+        return version(module)
+    except Exception: return None
+
+
+def run_info(device="cpu") -> dict:
+    """Where and how a result was produced: device, versions, git commit (and whether the tree was dirty), date.
+    Where the code runs from a copy without git history (the GPU machine), the commit comes from the
+    environment variable `THINKFAST_GIT_COMMIT`, set by whoever copied it."""
+    import torch
+    device = torch.device(device)
+    # THINKFAST_GIT_COMMIT first: a copy of the tree (the GPU machine's) may carry a stale .git of another commit
+    commit = os.environ.get("THINKFAST_GIT_COMMIT") or _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no") if not os.environ.get("THINKFAST_GIT_COMMIT") and commit else None
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_type": device.type, "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+        "mamba_ssm": _version("mamba_ssm") or _version("mamba-ssm"), "causal_conv1d": _version("causal_conv1d") or _version("causal-conv1d"),
+        "thinkfast": _version("thinkfast"), "reference_ops": os.environ.get("THINKFAST_REFERENCE") or None,
+    }
+
+

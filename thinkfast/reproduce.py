@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .budgets import budget_curve, by_problem, call_rates, measured_throughput, plot_budget_curves
-from .cli import run_info
+from .records import run_info
 from .distill import STAGES, chat_examples, distill, pack, train_stage
 from .records import SettingsMismatch, exclusive, folder_settings, remove_output, write_json
 from .sampling import read_samples, sample_problems

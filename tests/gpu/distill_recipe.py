@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from thinkfast.cli import run_info
+from thinkfast.records import run_info
 from thinkfast.distill import STAGES, chat_examples, masked_kl, pack, train_stage
 from thinkfast.records import write_json
 from thinkfast.reproduce import (accelerator_for, held_out_problems, make_tokenizer, resolve, task_problems, train_teacher,
