@@ -28,9 +28,9 @@ from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llam
 
 # %% auto #0
 __all__ = ['PRESETS', 'STUDENTS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'walk_problem', 'walk_problems',
-           'task_problems', 'held_out_problems', 'walk_start_ok', 'walk_mechanics', 'check_settings_values',
-           'parse_param', 'resolve', 'is_run_folder', 'check_run_folder', 'make_tokenizer', 'accelerator_for',
-           'train_teacher', 'train_verifier', 'verifier_scores', 'budget_grid', 'compare_at_budgets']
+           'task_problems', 'held_out_problems', 'walk_first_line', 'walk_start_ok', 'walk_mechanics',
+           'check_settings_values', 'parse_param', 'resolve', 'is_run_folder', 'check_run_folder', 'make_tokenizer',
+           'accelerator_for', 'train_teacher', 'train_verifier', 'verifier_scores', 'budget_grid', 'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -121,11 +121,17 @@ def held_out_problems(cfg: dict, train: list, n: int | None = None) -> list:
 _WALK_QUESTION = re.compile(r"to (\d+), (\d+) times\.$")
 
 
-def walk_start_ok(text: str, question: str) -> bool:
-    "Whether a written walk's first line copies the question's count and start (`... to 7311, 77 times.` -> `77: 7311+...`)."
+def walk_first_line(text: str, question: str) -> tuple:
+    "Whether a written walk's first line copies the question's start and its count (`... to 7311, 77 times.` -> `77: 7311+`)."
     m = _WALK_QUESTION.search(question)
     if m is None: raise ValueError(f"not a walk question (expected '... to START, STEPS times.'): {question[:100]!r}")
-    return text.lstrip().startswith(f"{m[2]}: {m[1]}+")
+    k, _, rest = text.lstrip().split("\n", 1)[0].partition(": ")
+    return rest.startswith(m[1] + "+"), k == m[2]
+
+
+def walk_start_ok(text: str, question: str) -> bool:
+    "Whether a written walk's first line copies both the question's count and its start."
+    return all(walk_first_line(text, question))
 
 
 _WALK_LINE = re.compile(r"(\d+): (\d+)\+(\d+)=(\d+)")

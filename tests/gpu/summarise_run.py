@@ -12,7 +12,6 @@ line copies the question's start number and its count, accuracy among those that
 """
 import gzip
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -21,7 +20,8 @@ import numpy as np
 
 from thinkfast.budgets import budget_curve, by_problem, call_rates
 from thinkfast.records import write_json
-from thinkfast.reproduce import budget_grid, compare_at_budgets, held_out_problems, task_problems, walk_mechanics, walk_start_ok
+from thinkfast.reproduce import (budget_grid, compare_at_budgets, held_out_problems, task_problems, walk_first_line,
+                                 walk_mechanics, walk_start_ok)
 from thinkfast.sampling import read_samples
 from thinkfast.scoring import coverage_curve
 
@@ -51,11 +51,9 @@ def walk_beginnings(records: list, questions: dict) -> dict:
     start = count = 0
     right_given_both = []
     for r in records:
-        q = re.search(r"to (\d+), (\d+) times\.$", questions[r["problem_id"]])
-        first = r["text"].lstrip().split("\n", 1)[0]
-        k, _, rest = first.partition(": ")
-        start += rest.startswith(q[1] + "+"); count += k == q[2]
-        if walk_start_ok(r["text"], questions[r["problem_id"]]): right_given_both.append(r["correct"])
+        s, k = walk_first_line(r["text"], questions[r["problem_id"]])
+        start += s; count += k
+        if s and k: right_given_both.append(r["correct"])
     n = max(1, len(records))
     return dict(start_copied=start / n, count_copied=count / n, both_copied=len(right_given_both) / n,
                 accuracy_when_both=sum(right_given_both) / len(right_given_both) if right_given_both else None,
