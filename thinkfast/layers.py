@@ -438,26 +438,33 @@ def _llamba_in(x, a):
 
 
 @fused
-def _llamba_out(y, x, z, D):
-    "(y + D x) * silu(z), per head, back in the activation dtype."
+def _llamba_out(y, x, z, D, z_bias=None):
+    "(y + D x) * silu(z + z_bias), per head, back in the activation dtype."
     cd = compute_dtype(x.dtype)
-    out = (y.to(cd) + D.to(cd)[:, None] * x.to(cd)) * F.silu(z.to(cd)).unflatten(-1, (x.shape[-2], x.shape[-1]))
+    z = z.to(cd) if z_bias is None else z.to(cd) + z_bias.to(cd)
+    out = (y.to(cd) + D.to(cd)[:, None] * x.to(cd)) * F.silu(z).unflatten(-1, (x.shape[-2], x.shape[-1]))
     return out.to(x.dtype)
 
 
 class LlambaMixer(_MambaBase):
-    "Discrete Mamba-2 (Llamba): in_proj -> [x, B, C, z, a]; identity conv; A = -1, dt = softplus(a); D; gate."
+    """Discrete Mamba-2 (Llamba): in_proj -> [x, B, C, z, a]; identity conv; A = -1, dt = softplus(a); D; gate
+    silu(z + z_bias). B and C have `qk_heads` groups (default one per head), each shared by nheads / qk_heads
+    consecutive heads; `z_bias` (the released Llamba models have one) is a learned bias on the gate's input."""
     conv_activation = None
 
-    def __init__(self, d_model, nheads, headdim, d_state, d_conv=4, chunk_size=256):
-        self.d_inner = nheads * headdim
-        super().__init__(d_model, nheads, headdim, d_state, self.d_inner + 2 * nheads * d_state, d_conv, chunk_size)
-        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * nheads * d_state + nheads, bias=False)
+    def __init__(self, d_model, nheads, headdim, d_state, d_conv=4, chunk_size=256, qk_heads=None, z_bias=False):
+        self.d_inner, self.qk_heads = nheads * headdim, qk_heads or nheads
+        if nheads % self.qk_heads:
+            raise ValueError(f"qk_heads={self.qk_heads} must divide nheads={nheads} (each B/C group serves whole heads)")
+        N = self.qk_heads * d_state
+        super().__init__(d_model, nheads, headdim, d_state, self.d_inner + 2 * N, d_conv, chunk_size)
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * N + nheads, bias=False)
+        self.z_bias = nn.Parameter(torch.zeros(self.d_inner)) if z_bias else None
         self.register_buffer("A", -torch.ones(nheads), persistent=False)
         self.reset_ssm_parameters()
 
     def _layout(self):
-        N = self.nheads * self.d_state
+        N = self.qk_heads * self.d_state
         return [("x", self.d_inner), ("B", N), ("C", N), ("z", self.d_inner), ("a", self.nheads)]
 
     def rows(self, name):
@@ -465,6 +472,8 @@ class LlambaMixer(_MambaBase):
         return _rows(self._layout(), name)
 
     def attention_rows(self, attn):
+        if self.qk_heads != self.nheads:
+            raise ValueError(f"qk_heads={self.qk_heads} < nheads={self.nheads}: attention initialises one B per head")
         r = self.nheads // attn.n_kv
         rep = lambda w: w.unflatten(0, (attn.n_kv, attn.hd)).repeat_interleave(r, dim=0).flatten(0, 1)
         return {"x": rep(attn.v_proj.weight), "B": rep(attn.k_proj.weight), "C": attn.q_proj.weight}
@@ -473,13 +482,14 @@ class LlambaMixer(_MambaBase):
         return torch.split(p, [self.conv_dim, self.d_inner, self.nheads], dim=-1)
 
     def _ssm_inputs(self, xBC, a):
-        x, B, C = torch.split(xBC, [self.d_inner, self.nheads * self.d_state, self.nheads * self.d_state], dim=-1)
+        N = self.qk_heads * self.d_state
+        x, B, C = torch.split(xBC, [self.d_inner, N, N], dim=-1)
         x = x.unflatten(-1, (self.nheads, self.headdim))
         xs, dt = _llamba_in(x, a)
-        return x, xs, dt, B.unflatten(-1, (self.nheads, self.d_state)), C.unflatten(-1, (self.nheads, self.d_state))
+        return x, xs, dt, B.unflatten(-1, (self.qk_heads, self.d_state)), C.unflatten(-1, (self.qk_heads, self.d_state))
 
     def _out(self, y, x, z):
-        return self.out_proj(_llamba_out(y, x, z, self.D).flatten(-2))
+        return self.out_proj(_llamba_out(y, x, z, self.D, self.z_bias).flatten(-2))
 
     def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None, seq_idx=None):
         xBC, z, a = self._split(self.in_proj(u))

@@ -32,7 +32,8 @@ class ThinkfastConfig(PreTrainedConfig):
     def __init__(self, vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
                  num_attention_heads=32, num_key_value_heads=8, head_dim=64, rms_norm_eps=1e-5,
                  rope_theta=500000.0, rope_llama3=None, max_position_embeddings=131072, layer_mixers=None,
-                 llamba_nheads=None, llamba_headdim=None, llamba_d_state=64, d_conv=4, chunk_size=256,
+                 llamba_nheads=None, llamba_headdim=None, llamba_d_state=64, llamba_qk_heads=None, llamba_z_bias=False,
+                 d_conv=4, chunk_size=256,
                  ssm_state_dtype="float32", initializer_range=0.02, tie_word_embeddings=True,
                  bos_token_id=None, eos_token_id=None, pad_token_id=None, **kwargs):
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
@@ -44,6 +45,8 @@ class ThinkfastConfig(PreTrainedConfig):
         self.llamba_nheads = llamba_nheads or num_attention_heads
         self.llamba_headdim = llamba_headdim or hidden_size // self.llamba_nheads
         self.llamba_d_state, self.d_conv, self.chunk_size = llamba_d_state, d_conv, chunk_size
+        self.llamba_qk_heads = llamba_qk_heads or self.llamba_nheads   # B/C groups (released Llamba: one per head)
+        self.llamba_z_bias = bool(llamba_z_bias)                         # a learned bias on the gate (released Llamba)
         self.ssm_state_dtype, self.initializer_range = ssm_state_dtype, initializer_range
         self._validate()
         super().__init__(tie_word_embeddings=tie_word_embeddings, bos_token_id=bos_token_id,
@@ -60,6 +63,8 @@ class ThinkfastConfig(PreTrainedConfig):
         if self.head_dim % 2: raise ValueError(f"head_dim={self.head_dim} must be even (RoPE rotates pairs)")
         if "llamba" in self.layer_mixers and self.llamba_nheads * self.llamba_headdim < 1:
             raise ValueError(f"llamba_nheads={self.llamba_nheads} and llamba_headdim={self.llamba_headdim} must be positive")
+        if "llamba" in self.layer_mixers and self.llamba_nheads % self.llamba_qk_heads:
+            raise ValueError(f"llamba_qk_heads={self.llamba_qk_heads} must divide llamba_nheads={self.llamba_nheads}")
         if self.ssm_state_dtype not in ("float32", "float64", "bfloat16", "float16"):
             raise ValueError(f"ssm_state_dtype={self.ssm_state_dtype!r}; allowed: float32, float64, bfloat16, float16")
 
@@ -75,7 +80,8 @@ def make_mixer(kind: str, c: ThinkfastConfig) -> nn.Module:
         return MambaInLlamaMixer(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
                                  c.d_conv, c.chunk_size)
     if kind == "llamba":
-        return LlambaMixer(c.hidden_size, c.llamba_nheads, c.llamba_headdim, c.llamba_d_state, c.d_conv, c.chunk_size)
+        return LlambaMixer(c.hidden_size, c.llamba_nheads, c.llamba_headdim, c.llamba_d_state, c.d_conv, c.chunk_size,
+                           c.llamba_qk_heads, c.llamba_z_bias)
     raise ValueError(f"layer type {kind!r}; allowed: {', '.join(MIXER_KINDS)}")
 
 
@@ -115,7 +121,9 @@ class ThinkfastPreTrainedModel(PreTrainedModel):
         # materialised, from_pretrained included, which builds the model on the meta device first.
         if isinstance(module, Rotary):
             init.copy_(module.inv_freq, rope_frequencies(module.head_dim, module.theta, module.llama3))
-        if isinstance(module, LlambaMixer): init.copy_(module.A, -torch.ones(module.nheads))
+        if isinstance(module, LlambaMixer):
+            init.copy_(module.A, -torch.ones(module.nheads))
+            if module.z_bias is not None: init.zeros_(module.z_bias)
         if isinstance(module, (MambaInLlamaMixer, LlambaMixer)):
             bound = 1 / math.sqrt(module.d_conv)
             init.uniform_(module.conv_weight, -bound, bound); init.uniform_(module.conv_bias, -bound, bound)
@@ -284,7 +292,8 @@ def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", mixer_init:
         if sl.kind == "attention":
             for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
                 getattr(sl.mixer, name).weight.copy_(getattr(tl.self_attn, name).weight)
-        elif mixer_init == "attention" and (sl.mixer.nheads, sl.mixer.headdim, sl.mixer.d_state) == (attn.n_heads, attn.hd, attn.hd):
+        elif mixer_init == "attention" and (sl.mixer.nheads, sl.mixer.headdim, sl.mixer.d_state) == (attn.n_heads, attn.hd, attn.hd) \
+                and getattr(sl.mixer, "qk_heads", attn.n_heads) == attn.n_heads:
             init_mixer_from_attention(sl.mixer, attn)
     return student
 
