@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_matrix, ssd_scan, ssd_update
 
 # %% auto #0
-__all__ = ['fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'decode_attention',
-           'use_decode_kernel', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init', 'MambaInLlamaMixer',
-           'init_mixer_from_attention', 'LlambaMixer']
+__all__ = ['NORM_EPS', 'fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'decode_attention',
+           'use_decode_kernel', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init', 'gated_rms_norm',
+           'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer']
 
 # %% ../nbs/01_layers.ipynb #082fcc27
 def fused(fn):
@@ -38,7 +38,7 @@ def fused(fn):
 
 @fused
 def rms_norm(x, weight, eps: float):
-    xf = x.float()
+    xf = x.to(compute_dtype(x.dtype))            # fp32 for bf16/fp16 and fp32, fp64 kept
     return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
@@ -349,9 +349,22 @@ class _MambaBase(nn.Module):
         return y
 
 
+NORM_EPS = 1e-5      # the gated RMSNorm's epsilon in the released MambaInLlama models (fixed there, not configured)
+
+
+@fused
+def gated_rms_norm(y, z, weight, eps: float):
+    "RMSNorm of y * silu(z) over each head's `headdim` values (y, z `(..., nheads, headdim)`), scaled by `weight` `(nheads * headdim,)`."
+    cd = compute_dtype(y.dtype)
+    g = y.to(cd) * F.silu(z.to(cd))
+    g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + eps)
+    return (g * weight.to(cd).view(g.shape[-2], g.shape[-1])).to(y.dtype)
+
+
 class MambaInLlamaMixer(_MambaBase):
-    "Mamba-2 mixer shaped like GQA attention: in_proj -> [z, x, B, C, dt]; x, B repeated from KV heads."
-    def __init__(self, d_model, n_heads, n_kv_heads, head_dim, d_conv=4, chunk_size=256):
+    """Mamba-2 mixer shaped like GQA attention: in_proj -> [z, x, B, C, dt]; x, B repeated from KV heads. With
+    `norm=True` the gate is Mamba-2's gated RMSNorm, per head (as in the released MambaInLlama Mamba-2 models)."""
+    def __init__(self, d_model, n_heads, n_kv_heads, head_dim, d_conv=4, chunk_size=256, norm=False):
         if n_heads % n_kv_heads:
             raise ValueError(f"num_attention_heads={n_heads} must be a multiple of num_key_value_heads={n_kv_heads}")
         self.d_inner, self.d_xb, self.n_kv = n_heads * head_dim, n_kv_heads * head_dim, n_kv_heads
@@ -359,6 +372,7 @@ class MambaInLlamaMixer(_MambaBase):
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * self.d_xb + n_heads, bias=False)
         self.A_log = nn.Parameter(torch.zeros(n_heads))
         self.dt_bias = nn.Parameter(torch.zeros(n_heads))
+        self.norm_weight = nn.Parameter(torch.ones(self.d_inner)) if norm else None
         self.reset_ssm_parameters()
 
     @torch.no_grad()
@@ -373,6 +387,10 @@ class MambaInLlamaMixer(_MambaBase):
     def attention_rows(self, attn):
         "What each in_proj piece is initialised from, given the attention layer it replaces."
         return {"x": attn.v_proj.weight, "B": attn.k_proj.weight, "C": attn.q_proj.weight}
+
+    def _A(self):
+        "A = -exp(A_log) per head, in fp32 at least (fp64 kept)."
+        return -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))
 
     def _split(self, zxbcdt):
         return torch.split(zxbcdt, [self.d_inner, self.d_xb + self.d_xb + self.d_inner, self.nheads], dim=-1)
@@ -391,26 +409,33 @@ class MambaInLlamaMixer(_MambaBase):
         if valid is not None: xBC = xBC * valid          # padding enters the conv as zeros, like a fresh state
         x, B, C = self._heads(self._conv(xBC, cache, seq_idx))
         if valid is not None: x = x * valid[..., None]    # ... and the SSM as zero input: the state stays zero
-        out = ssd_scan(x, dt, -torch.exp(self.A_log.float()), B, C, self.chunk_size, D=self.D,
-                       z=z.unflatten(-1, (self.nheads, self.headdim)), dt_bias=self.dt_bias, dt_softplus=True,
+        z = z.unflatten(-1, (self.nheads, self.headdim))
+        out = ssd_scan(x, dt, self._A(), B, C, self.chunk_size, D=self.D,
+                       z=z if self.norm_weight is None else None, dt_bias=self.dt_bias, dt_softplus=True,
                        initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None,
                        seq_idx=seq_idx)
         if cache is not None: out, final = out; cache.ssm_state.copy_(final)
-        return self.out_proj(out.flatten(-2))
+        return self._out(out, z)
+
+    def _out(self, y, z):
+        "out_proj of y `(..., nheads, headdim)`, already gated, or gated and normalised here (`norm=True`)."
+        if self.norm_weight is not None: y = gated_rms_norm(y, z, self.norm_weight, NORM_EPS)
+        return self.out_proj(y.flatten(-2))
 
     def mixing_matrix(self, u, rope=None, seq_idx=None):
         "The SSD matrix M `(batch, nheads, l, l)` with y = M x per head (before D and the gate): the counterpart of attention's."
         z, xBC, dt = self._split(self.in_proj(u))
         x, B, C = self._heads(self._conv(xBC, None, seq_idx))
-        return ssd_matrix(dt, -torch.exp(self.A_log.float()), B, C, dt_bias=self.dt_bias, dt_softplus=True, seq_idx=seq_idx)
+        return ssd_matrix(dt, self._A(), B, C, dt_bias=self.dt_bias, dt_softplus=True, seq_idx=seq_idx)
 
     def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
         z, xBC, dt = self._split(self.in_proj(u))
         x, B, C = self._heads(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight, self.conv_bias,
                                                  self.conv_activation))
-        y = ssd_update(cache.ssm_state, x, dt, -torch.exp(self.A_log.float()), B, C, D=self.D,
-                       z=z.unflatten(-1, (self.nheads, self.headdim)), dt_bias=self.dt_bias, dt_softplus=True)
-        return self.out_proj(y.flatten(-2))
+        z = z.unflatten(-1, (self.nheads, self.headdim))
+        y = ssd_update(cache.ssm_state, x, dt, self._A(), B, C, D=self.D,
+                       z=z if self.norm_weight is None else None, dt_bias=self.dt_bias, dt_softplus=True)
+        return self._out(y, z)
 
 # %% ../nbs/01_layers.ipynb #b70e2062
 @torch.no_grad()

@@ -33,7 +33,7 @@ class ThinkfastConfig(PreTrainedConfig):
                  num_attention_heads=32, num_key_value_heads=8, head_dim=64, rms_norm_eps=1e-5,
                  rope_theta=500000.0, rope_llama3=None, max_position_embeddings=131072, layer_mixers=None,
                  llamba_nheads=None, llamba_headdim=None, llamba_d_state=64, llamba_qk_heads=None, llamba_z_bias=False,
-                 d_conv=4, chunk_size=256,
+                 mambainllama_norm=False, d_conv=4, chunk_size=256,
                  ssm_state_dtype="float32", initializer_range=0.02, tie_word_embeddings=True,
                  bos_token_id=None, eos_token_id=None, pad_token_id=None, **kwargs):
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
@@ -47,6 +47,7 @@ class ThinkfastConfig(PreTrainedConfig):
         self.llamba_d_state, self.d_conv, self.chunk_size = llamba_d_state, d_conv, chunk_size
         self.llamba_qk_heads = llamba_qk_heads or self.llamba_nheads   # B/C groups (released Llamba: one per head)
         self.llamba_z_bias = bool(llamba_z_bias)                         # a learned bias on the gate (released Llamba)
+        self.mambainllama_norm = bool(mambainllama_norm)                 # gated RMSNorm (released MambaInLlama Mamba-2)
         self.ssm_state_dtype, self.initializer_range = ssm_state_dtype, initializer_range
         self._validate()
         super().__init__(tie_word_embeddings=tie_word_embeddings, bos_token_id=bos_token_id,
@@ -78,7 +79,7 @@ def make_mixer(kind: str, c: ThinkfastConfig) -> nn.Module:
         return Attention(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim)
     if kind == "mambainllama":
         return MambaInLlamaMixer(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                                 c.d_conv, c.chunk_size)
+                                 c.d_conv, c.chunk_size, c.mambainllama_norm)
     if kind == "llamba":
         return LlambaMixer(c.hidden_size, c.llamba_nheads, c.llamba_headdim, c.llamba_d_state, c.d_conv, c.chunk_size,
                            c.llamba_qk_heads, c.llamba_z_bias)
@@ -130,6 +131,7 @@ class ThinkfastPreTrainedModel(PreTrainedModel):
             init.ones_(module.D)
             if isinstance(module, MambaInLlamaMixer):
                 for name, value in mamba2_init(module.nheads).items(): init.copy_(getattr(module, name), value)
+                if module.norm_weight is not None: init.ones_(module.norm_weight)
 
 
 class ThinkfastModel(ThinkfastPreTrainedModel):
