@@ -74,7 +74,9 @@ def check_model_ref(ref, flag: str = "--model") -> str:
     ref = str(ref)
     p = Path(ref).expanduser()
     if p.is_dir():
-        if not (p / "config.json").is_file(): raise ValueError(f"{flag} {ref}: a folder without config.json, not a saved model")
+        what, files = ("tokenizer", ("tokenizer_config.json", "tokenizer.json", "config.json")) if flag == "--tokenizer" else ("model", ("config.json",))
+        if not any((p / f).is_file() for f in files):
+            raise ValueError(f"{flag} {ref}: a folder without {' or '.join(files)}, not a saved {what}")
         return ref
     if p.exists(): raise ValueError(f"{flag} {ref}: a file; expected a model folder (config.json and weights) or a hub name")
     if ref.startswith((".", "~")) or not _HUB_NAME.fullmatch(ref):
@@ -92,11 +94,17 @@ def check_writable(out, flag: str = "--out") -> Path:
 
 
 def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
-    "A model ready for the engine: a saved ThinkfastForCausalLM, or a Llama converted with all layers as attention."
+    """A model ready for the engine: a saved ThinkfastForCausalLM, a Llama converted with all layers as attention, or
+    a released Llamba or MambaInLlama (Mamba-2) student ([the released students' chapter](11_released.ipynb))."""
     from transformers import AutoModelForCausalLM
+    from thinkfast.released import detect_layout, fetch, load_released
     from thinkfast.students import ThinkfastForCausalLM, from_llama
     if dtype not in _DTYPES: raise ValueError(f"dtype {dtype!r} unknown; allowed: {', '.join(_DTYPES)}")
-    try: m = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype])
+    try:
+        folder = fetch(model_path)
+        if detect_layout(folder) in ("llamba", "mambainllama"): return load_released(folder, _DTYPES[dtype], device)
+    except ValueError as e: raise ValueError(f"--model {model_path}: {e}") from None
+    try: m = AutoModelForCausalLM.from_pretrained(folder, dtype=_DTYPES[dtype])
     except Exception as e: raise ValueError(f"--model {model_path}: could not be loaded ({_why(e)})") from None
     if not isinstance(m, ThinkfastForCausalLM):
         if getattr(m.config, "model_type", None) != "llama":
@@ -108,7 +116,9 @@ def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
 def _load_tokenizer(ref, flag: str):
     from transformers import AutoTokenizer
     try: return AutoTokenizer.from_pretrained(ref)
-    except Exception as e: raise ValueError(f"{flag} {ref}: no tokenizer could be loaded ({_why(e)})") from None
+    except Exception as e:
+        raise ValueError(f"{flag} {ref}: no tokenizer could be loaded ({_why(e)}); a model folder without one (the released "
+                         f"Llamba models ship none) needs --tokenizer, e.g. meta-llama/Llama-3.2-1B-Instruct") from None
 
 
 def _recorded_sampling(out, current: dict, fresh: str):
@@ -392,7 +402,7 @@ def _parser() -> tuple:
     c.add_argument("--seed", type=pos0, default=0)
     c.add_argument("--overwrite", action="store_true", help="remove an earlier run in --out first (else it is resumed)")
     c = add("reproduce", help="the end-to-end reproduction (teacher -> students -> speed -> budgeted sampling -> figures)")
-    c.add_argument("--preset", default="tiny", choices=["tiny", "mini", "paper"])
+    c.add_argument("--preset", default="tiny", choices=["tiny", "mini", "paper", "paper-released"])
     c.add_argument("--param", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. n_eval=50 or distill_steps='{\"kl\": 500}' (a JSON value; a plain string where one is allowed)")
     c.add_argument("--out", default=None, help="run folder (default runs/reproduce-PRESET)")

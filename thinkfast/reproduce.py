@@ -29,8 +29,9 @@ from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llam
 # %% auto #0
 __all__ = ['PRESETS', 'STUDENTS', 'SETTING_RULES', 'arithmetic_problem', 'arithmetic_problems', 'walk_problem', 'walk_problems',
            'task_problems', 'held_out_problems', 'walk_first_line', 'walk_start_ok', 'walk_mechanics',
-           'check_settings_values', 'parse_param', 'resolve', 'is_run_folder', 'check_run_folder', 'make_tokenizer',
-           'accelerator_for', 'train_teacher', 'train_verifier', 'verifier_scores', 'budget_grid', 'compare_at_budgets']
+           'check_settings_values', 'parse_param', 'resolve', 'is_run_folder', 'check_run_folder', 'fetch_released',
+           'make_tokenizer', 'accelerator_for', 'train_teacher', 'train_verifier', 'verifier_scores', 'budget_grid',
+           'compare_at_budgets']
 
 # %% ../nbs/10_reproduce.ipynb #b67302b9
 _NAMES = ["Ava", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
@@ -175,8 +176,13 @@ PRESETS = {
                   distill_warmup={"kl": 100}, student_steps={}, student_init={}, speed_batch=64, speed_lengths=[256, 512, 1024],
                   n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95, batch_problems=64, n_budgets=24, dtype="bfloat16",
                   verifier=None, verifier_problems=0, verifier_samples=0, verifier_steps=0, verifier_lr=0.0, verifier_batch=16),
+    # the paper's own released students against their teacher, nothing trained: GSM8K here, MATH-500 with
+    # --param eval_data=math500 max_new_tokens=2048; a released hybrid joins with --param students='{...}'
+    "paper-released": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", students={"llamba": "cartesia-ai/Llamba-1B"},
+                           eval_data="gsm8k", seed=0, n_eval=500, n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95,
+                           batch_problems=16, n_budgets=24, dtype="bfloat16", speed_batch=256, speed_lengths=[256, 512, 1024],
+                           verifier=None, verifier_problems=0, verifier_samples=0, verifier_steps=0, verifier_lr=0.0, verifier_batch=16),
 }
-
 
 # %% ../nbs/10_reproduce.ipynb #b3f0c9ee
 def _int(lo: int):
@@ -225,6 +231,8 @@ SETTING_RULES = {
     "verifier": ("'train', null (none) or a saved outcome reward model", lambda v: v is None or _word(v)),
     "verifier_problems": _int(0), "verifier_samples": _int(0), "verifier_steps": _int(0), "verifier_lr": _num(0),
     "verifier_batch": _int(1),
+    "students": (f"a JSON object {{student: a released checkpoint (hub id or folder)}} with students from {', '.join(STUDENTS)}, "
+                 f"loaded instead of distilled", lambda v: isinstance(v, dict) and v and all(k in STUDENTS and _word(x) for k, x in v.items())),
 }
 
 
@@ -242,7 +250,8 @@ def check_settings_values(cfg: dict) -> dict:
         need(cfg["n_heads"] % cfg["n_kv_heads"] == 0, f"n_heads={cfg['n_heads']} is not a multiple of n_kv_heads={cfg['n_kv_heads']}")
         bad = [x for x in cfg["hybrid_attn_layers"] if x >= cfg["n_layers"]]
         need(not bad, f"hybrid_attn_layers={cfg['hybrid_attn_layers']}: layer {bad[0] if bad else ''} >= n_layers={cfg['n_layers']}")
-    for name in ("distill_steps", "distill_lr"):
+    if "students" in cfg: need(cfg["teacher"] != "train", "students (released checkpoints) need a hub teacher, not teacher='train'")
+    for name in ("distill_steps", "distill_lr") if "distill_stages" in cfg else ():
         miss = [s for s in cfg["distill_stages"] if s not in cfg[name]]
         need(not miss, f"{name}={json.dumps(cfg[name])} has no value for stage {miss[0] if miss else ''!r} of distill_stages")
     for who, steps in cfg.get("student_steps", {}).items():
@@ -291,6 +300,19 @@ def check_run_folder(out, settings: dict, fresh: str) -> dict:
     if not (out / "settings.json").exists() and any((out / n).exists() for n in ("teacher", "results.json")):
         raise SettingsMismatch(f"{out} holds a run without a settings record (an earlier version wrote it); {fresh}")
     return folder_settings(out, settings, fresh)
+
+# %% ../nbs/10_reproduce.ipynb #7252a6e3
+def fetch_released(cfg) -> dict:
+    """{name: folder} of a run's released students (`cfg['students']`), each fetched and its layout checked, and the
+    teacher fetched: before any work, so that an unreachable hub or an unreadable checkpoint stops the run at once."""
+    from thinkfast.released import detect_layout, fetch, released_config
+    if detect_layout(fetch(cfg["teacher"])) != "llama": raise ValueError(f"teacher={cfg['teacher']!r} is not a Llama")
+    out = {}
+    for name, ref in cfg["students"].items():
+        try: folder = fetch(ref); released_config(folder)
+        except ValueError as e: raise ValueError(f"students.{name}: {e}") from None
+        out[name] = folder
+    return out
 
 # %% ../nbs/10_reproduce.ipynb #82fec827
 def make_tokenizer(cfg):

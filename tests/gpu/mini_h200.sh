@@ -7,6 +7,7 @@ sha=$1; name=${2:-mini}; shift 2 2>/dev/null
 T0=$(date +%s)
 bash .devkit/device/setup.sh > $OUT/setup.log 2>&1 || { tail -5 $OUT/setup.log; exit 1; }
 W=$PWD/runs/gpu; mkdir -p $W
+[ "${RESUME:-0}" = 1 ] || rm -rf "$W/$name"     # a fresh run unless RESUME=1: nothing left from an earlier call is reused
 export PYTHONPATH=$PWD THINKFAST_GIT_COMMIT=$sha PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONUNBUFFERED=1
 export TRITON_CACHE_DIR=$W/triton TORCHINDUCTOR_CACHE_DIR=$W/inductor
 echo "setup $(( $(date +%s)-T0 ))s" | tee $OUT/$name.log
