@@ -95,14 +95,14 @@ def check_writable(out, flag: str = "--out") -> Path:
 
 def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
     """A model ready for the engine: a saved ThinkfastForCausalLM, a Llama converted with all layers as attention, or
-    a released Llamba or MambaInLlama (Mamba-2) student ([the released students' chapter](11_released.ipynb))."""
+    a released Llamba, MambaInLlama or M1 student ([the released students' chapter](11_released.ipynb))."""
     from transformers import AutoModelForCausalLM
     from thinkfast.released import detect_layout, fetch, load_released
     from thinkfast.students import ThinkfastForCausalLM, from_llama
     if dtype not in _DTYPES: raise ValueError(f"dtype {dtype!r} unknown; allowed: {', '.join(_DTYPES)}")
     try:
         folder = fetch(model_path)
-        if detect_layout(folder) in ("llamba", "mambainllama"): return load_released(folder, _DTYPES[dtype], device)
+        if detect_layout(folder) in ("llamba", "mambainllama", "mamba1"): return load_released(folder, _DTYPES[dtype], device)
     except ValueError as e: raise ValueError(f"--model {model_path}: {e}") from None
     try: m = AutoModelForCausalLM.from_pretrained(folder, dtype=_DTYPES[dtype])
     except Exception as e: raise ValueError(f"--model {model_path}: could not be loaded ({_why(e)})") from None

@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 from transformers.configuration_utils import PreTrainedConfig
 from transformers.modeling_outputs import CausalLMOutput
 
-from .layers import (MLP, Attention, LlambaMixer, MambaInLlamaMixer, RMSNorm, Rotary,
+from .layers import (MLP, Attention, LlambaMixer, Mamba1Mixer, MambaInLlamaMixer, RMSNorm, Rotary,
                               init_mixer_from_attention, mamba2_init, rope_frequencies)
 
 # %% auto #0
@@ -22,7 +22,7 @@ __all__ = ['MIXER_KINDS', 'PRESETS', 'ThinkfastConfig', 'make_mixer', 'DecoderLa
            'ThinkfastModel', 'ThinkfastForCausalLM', 'from_llama', 'to_llama', 'preset_config', 'count_parameters']
 
 # %% ../nbs/02_students.ipynb #42b952b2
-MIXER_KINDS = ("attention", "mambainllama", "llamba")
+MIXER_KINDS = ("attention", "mambainllama", "llamba", "mamba1")
 
 
 class ThinkfastConfig(PreTrainedConfig):
@@ -33,7 +33,7 @@ class ThinkfastConfig(PreTrainedConfig):
                  num_attention_heads=32, num_key_value_heads=8, head_dim=64, rms_norm_eps=1e-5,
                  rope_theta=500000.0, rope_llama3=None, max_position_embeddings=131072, layer_mixers=None,
                  llamba_nheads=None, llamba_headdim=None, llamba_d_state=64, llamba_qk_heads=None, llamba_z_bias=False,
-                 mambainllama_norm=False, d_conv=4, chunk_size=256,
+                 mambainllama_norm=False, mamba1_d_state=16, mamba1_dt_rank=None, mamba1_repeat_before_conv=True, d_conv=4, chunk_size=256,
                  ssm_state_dtype="float32", initializer_range=0.02, tie_word_embeddings=True,
                  bos_token_id=None, eos_token_id=None, pad_token_id=None, **kwargs):
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
@@ -48,6 +48,8 @@ class ThinkfastConfig(PreTrainedConfig):
         self.llamba_qk_heads = llamba_qk_heads or self.llamba_nheads   # B/C groups (released Llamba: one per head)
         self.llamba_z_bias = bool(llamba_z_bias)                         # a learned bias on the gate (released Llamba)
         self.mambainllama_norm = bool(mambainllama_norm)                 # gated RMSNorm (released MambaInLlama Mamba-2)
+        self.mamba1_d_state, self.mamba1_dt_rank = mamba1_d_state, mamba1_dt_rank   # the released Mamba-1 hybrids' layers
+        self.mamba1_repeat_before_conv = bool(mamba1_repeat_before_conv)
         self.ssm_state_dtype, self.initializer_range = ssm_state_dtype, initializer_range
         self._validate()
         super().__init__(tie_word_embeddings=tie_word_embeddings, bos_token_id=bos_token_id,
@@ -80,6 +82,9 @@ def make_mixer(kind: str, c: ThinkfastConfig) -> nn.Module:
     if kind == "mambainllama":
         return MambaInLlamaMixer(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
                                  c.d_conv, c.chunk_size, c.mambainllama_norm)
+    if kind == "mamba1":
+        return Mamba1Mixer(c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim,
+                           c.mamba1_d_state, c.mamba1_dt_rank, c.d_conv, c.mamba1_repeat_before_conv)
     if kind == "llamba":
         return LlambaMixer(c.hidden_size, c.llamba_nheads, c.llamba_headdim, c.llamba_d_state, c.d_conv, c.chunk_size,
                            c.llamba_qk_heads, c.llamba_z_bias)
@@ -132,6 +137,10 @@ class ThinkfastPreTrainedModel(PreTrainedModel):
             if isinstance(module, MambaInLlamaMixer):
                 for name, value in mamba2_init(module.nheads).items(): init.copy_(getattr(module, name), value)
                 if module.norm_weight is not None: init.ones_(module.norm_weight)
+        if isinstance(module, Mamba1Mixer):         # as its constructor: S4D-real A, D = 1, a small uniform conv
+            bound = 1 / math.sqrt(module.d_conv)
+            init.uniform_(module.conv_weight, -bound, bound); init.zeros_(module.conv_bias); init.ones_(module.D)
+            init.copy_(module.A_log, torch.arange(1, module.d_state + 1, dtype=torch.float32).log().repeat(module.d_inner, 1))
 
 
 class ThinkfastModel(ThinkfastPreTrainedModel):
