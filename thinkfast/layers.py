@@ -85,6 +85,14 @@ class Rotary(nn.Module):
         self.head_dim, self.theta, self.llama3 = head_dim, theta, llama3
         self.register_buffer("inv_freq", rope_frequencies(head_dim, theta, llama3), persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        # `model.to(torch.bfloat16)` must not round the frequencies: bf16 is 0.3% off, radians of angle at position 1000
+        f = self.inv_freq
+        if f.is_floating_point() and f.element_size() < 4 and f.device.type != "meta":
+            self.inv_freq = rope_frequencies(self.head_dim, self.theta, self.llama3).to(f.device)
+        return self
+
     def forward(self, positions):
         "positions `(..., seqlen)` (int) -> cos, sin `(..., seqlen, head_dim)` in fp32."
         ang = positions.float()[..., None] * self.inv_freq

@@ -228,7 +228,7 @@ def mamba1_config(llama: dict, mamba: dict, shapes: dict, where: str = "mamba_co
         raise ValueError(f"{where}: ssm_cfg gives d_state={ssm.get('d_state', 16)} but {p}A_log has {d_state} columns")
     d_xb = t["num_key_value_heads"] * t["head_dim"]
     if conv_dim not in (d_inner, d_xb): raise ValueError(f"{where}: {p}conv1d.weight has {conv_dim} channels; expected d_inner={d_inner} or d_xb={d_xb}")
-    if ssm.get("repeat_kv_before_conv", True) != (conv_dim == d_inner):
+    if d_inner != d_xb and ssm.get("repeat_kv_before_conv", True) != (conv_dim == d_inner):
         raise ValueError(f"{where}: ssm_cfg.repeat_kv_before_conv={ssm.get('repeat_kv_before_conv', True)} but the conv has {conv_dim} channels")
     t.update(layer_mixers=["attention" if k == "attention" else "mamba1" for k in attn], mamba1_d_state=d_state,
              mamba1_dt_rank=rank, mamba1_repeat_before_conv=conv_dim == d_inner, d_conv=width)
@@ -266,12 +266,12 @@ def released_config(folder) -> tuple:
     folder = Path(folder)
     layout = detect_layout(folder)
     if layout == "llamba": return layout, llamba_config(read_json(folder / "config.json"), str(folder / "config.json"))
-    if layout == "mambainllama":
-        return layout, mambainllama_config(read_json(folder / "config.json"), read_json(folder / "mamba_config.json"),
-                                           str(folder / "mamba_config.json"))
-    if layout == "mamba1":
-        return layout, mamba1_config(read_json(folder / "config.json"), read_json(folder / "mamba_config.json"),
-                                     weight_shapes(folder), str(folder / "mamba_config.json"))
+    if layout in ("mambainllama", "mamba1"):
+        llama, mamba, shapes, where = read_json(folder / "config.json"), read_json(folder / "mamba_config.json"), weight_shapes(folder), str(folder / "mamba_config.json")
+        c = mambainllama_config(llama, mamba, where) if layout == "mambainllama" else mamba1_config(llama, mamba, shapes, where)
+        # attention stored as `mha.*` (M1) is the authors' flash-attn layer, whose rotary has no Llama-3 frequency scaling
+        if any(".mha.in_proj." in k for k in shapes): c.rope_llama3 = None
+        return layout, c
     raise ValueError(f"{folder}: a {layout} model, not a released student: load it with from_pretrained")
 
 

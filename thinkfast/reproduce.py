@@ -177,8 +177,9 @@ PRESETS = {
                   n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95, batch_problems=64, n_budgets=24, dtype="bfloat16",
                   verifier=None, verifier_problems=0, verifier_samples=0, verifier_steps=0, verifier_lr=0.0, verifier_batch=16),
     # the paper's own released students against their teacher, nothing trained: GSM8K here, MATH-500 with
-    # --param eval_data=math500 max_new_tokens=2048; a released hybrid joins with --param students='{...}' (its Mamba-1
-    # layers run in plain PyTorch here, so its timings would not be its speed: left out by default)
+    # --param eval_data=math500 max_new_tokens=2048. A released hybrid joins with --param students='{"llamba": ...,
+    # "hybrid": ...}' (the value replaces the dict); its Mamba-1 layers run in plain PyTorch here, so its timings
+    # would not be its speed: left out by default.
     "paper-released": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", students={"llamba": "cartesia-ai/Llamba-1B"},
                            eval_data="gsm8k", seed=0, n_eval=500, n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95,
                            batch_problems=16, n_budgets=24, dtype="bfloat16", speed_batch=256, speed_lengths=[256, 512, 1024],
