@@ -17,8 +17,9 @@ from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_
 
 # %% auto #0
 __all__ = ['NORM_EPS', 'fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'decode_attention',
-           'use_decode_kernel', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init', 'gated_rms_norm',
-           'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer', 'selective_scan_ref', 'Mamba1Mixer']
+           'use_decode_kernel', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init', 'decay_rates', 'gated_rms_norm',
+           'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer', 'selective_scan_ref', 's4d_real_A_log',
+           'Mamba1Mixer']
 
 # %% ../nbs/01_layers.ipynb #082fcc27
 def fused(fn):
@@ -304,6 +305,11 @@ def mamba2_init(nheads: int, generator=None) -> dict:
     return {"A_log": A.log(), "dt_bias": _inv_softplus(dt.clamp_min(1e-4))}
 
 
+def decay_rates(A_log):
+    "A = -exp(A_log), in fp32 at least (an fp64 model keeps fp64): the SSM's decay rates from their stored log."
+    return -torch.exp(A_log.to(torch.promote_types(A_log.dtype, torch.float32)))
+
+
 def _rows(sizes: list, name: str):
     "Row slice of `name` in an in_proj laid out as `sizes` [(name, width), ...]."
     start = 0
@@ -314,7 +320,7 @@ def _rows(sizes: list, name: str):
 
 
 class _MambaBase(nn.Module):
-    "Shared parts of the two mixers: the conv over [x, B, C], caches and Mamba-2's initialisation."
+    "Shared parts of the Mamba mixers: the conv, caches, Mamba-2's initialisation and the shapes attention maps onto."
     conv_activation = "silu"
 
     def __init__(self, d_model, nheads, headdim, d_state, conv_dim, d_conv=4, chunk_size=256):
@@ -337,6 +343,13 @@ class _MambaBase(nn.Module):
     def identity_conv_(self):
         "Set the conv to the identity (last tap 1, bias 0): the initialisation used when converting attention."
         self.conv_weight.zero_(); self.conv_weight[:, -1] = 1.0; self.conv_bias.zero_()
+
+    def attention_mismatch(self, attn) -> str | None:
+        "Why this mixer cannot take `attn`'s weights (`init_mixer_from_attention`), or None when it can."
+        if (self.nheads, self.headdim, self.d_state) != (attn.n_heads, attn.hd, attn.hd):
+            return (f"mixer (nheads={self.nheads}, headdim={self.headdim}, d_state={self.d_state}) cannot take attention "
+                    f"with n_heads={attn.n_heads}, head_dim={attn.hd}: needs nheads = n_heads and headdim = d_state = head_dim")
+        return None
 
     def allocate_cache(self, batch, max_len, dtype, device, ssm_state_dtype=torch.float32):
         return MambaCache(torch.zeros(batch, self.conv_dim, self.d_conv - 1, dtype=dtype, device=device),
@@ -396,10 +409,6 @@ class MambaInLlamaMixer(_MambaBase):
         "What each in_proj piece is initialised from, given the attention layer it replaces."
         return {"x": attn.v_proj.weight, "B": attn.k_proj.weight, "C": attn.q_proj.weight}
 
-    def _A(self):
-        "A = -exp(A_log) per head, in fp32 at least (fp64 kept)."
-        return -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))
-
     def _split(self, zxbcdt):
         return torch.split(zxbcdt, [self.d_inner, self.d_xb + self.d_xb + self.d_inner, self.nheads], dim=-1)
 
@@ -418,7 +427,7 @@ class MambaInLlamaMixer(_MambaBase):
         x, B, C = self._heads(self._conv(xBC, cache, seq_idx))
         if valid is not None: x = x * valid[..., None]    # ... and the SSM as zero input: the state stays zero
         z = z.unflatten(-1, (self.nheads, self.headdim))
-        out = ssd_scan(x, dt, self._A(), B, C, self.chunk_size, D=self.D,
+        out = ssd_scan(x, dt, decay_rates(self.A_log), B, C, self.chunk_size, D=self.D,
                        z=z if self.norm_weight is None else None, dt_bias=self.dt_bias, dt_softplus=True,
                        initial_states=None if cache is None else cache.ssm_state, return_final_states=cache is not None,
                        seq_idx=seq_idx)
@@ -434,14 +443,14 @@ class MambaInLlamaMixer(_MambaBase):
         "The SSD matrix M `(batch, nheads, l, l)` with y = M x per head (before D and the gate): the counterpart of attention's."
         z, xBC, dt = self._split(self.in_proj(u))
         x, B, C = self._heads(self._conv(xBC, None, seq_idx))
-        return ssd_matrix(dt, self._A(), B, C, dt_bias=self.dt_bias, dt_softplus=True, seq_idx=seq_idx)
+        return ssd_matrix(dt, decay_rates(self.A_log), B, C, dt_bias=self.dt_bias, dt_softplus=True, seq_idx=seq_idx)
 
     def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
         z, xBC, dt = self._split(self.in_proj(u))
         x, B, C = self._heads(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight, self.conv_bias,
                                                  self.conv_activation))
         z = z.unflatten(-1, (self.nheads, self.headdim))
-        y = ssd_update(cache.ssm_state, x, dt, self._A(), B, C, D=self.D,
+        y = ssd_update(cache.ssm_state, x, dt, decay_rates(self.A_log), B, C, D=self.D,
                        z=z if self.norm_weight is None else None, dt_bias=self.dt_bias, dt_softplus=True)
         return self._out(y, z)
 
@@ -450,10 +459,8 @@ class MambaInLlamaMixer(_MambaBase):
 def init_mixer_from_attention(mixer: nn.Module, attn: Attention):
     """Copy an attention layer into a Mamba mixer whose shape matches (nheads = n_heads, headdim = d_state =
     head_dim): x <- V, B <- K, C <- Q, out_proj <- O; the conv becomes the identity tap."""
-    if (mixer.nheads, mixer.headdim, mixer.d_state) != (attn.n_heads, attn.hd, attn.hd):
-        raise ValueError(f"mixer (nheads={mixer.nheads}, headdim={mixer.headdim}, d_state={mixer.d_state}) cannot take "
-                         f"attention with n_heads={attn.n_heads}, head_dim={attn.hd}: needs nheads = n_heads and "
-                         f"headdim = d_state = head_dim")
+    why = mixer.attention_mismatch(attn)
+    if why: raise ValueError(why)
     W = mixer.in_proj.weight
     for name, src in mixer.attention_rows(attn).items():
         sl = mixer.rows(name)
@@ -504,9 +511,11 @@ class LlambaMixer(_MambaBase):
         "Rows of in_proj that produce `name` (x, B, C, z or a)."
         return _rows(self._layout(), name)
 
+    def attention_mismatch(self, attn) -> str | None:
+        if self.qk_heads != self.nheads: return f"qk_heads={self.qk_heads} < nheads={self.nheads}: attention initialises one B per head"
+        return super().attention_mismatch(attn)
+
     def attention_rows(self, attn):
-        if self.qk_heads != self.nheads:
-            raise ValueError(f"qk_heads={self.qk_heads} < nheads={self.nheads}: attention initialises one B per head")
         r = self.nheads // attn.n_kv
         rep = lambda w: w.unflatten(0, (attn.n_kv, attn.hd)).repeat_interleave(r, dim=0).flatten(0, 1)
         return {"x": rep(attn.v_proj.weight), "B": rep(attn.k_proj.weight), "C": attn.q_proj.weight}
@@ -551,53 +560,54 @@ class LlambaMixer(_MambaBase):
 
 # %% ../nbs/01_layers.ipynb #7818807d
 def selective_scan_ref(x, dt, A, B, C, D=None, z=None, dt_bias=None, initial_state=None, return_final_state=False):
-    """Mamba-1's selective scan, a token at a time: x, dt, z `(batch, seqlen, d)`, A `(d, dstate)`, B and C `(batch,
-    seqlen, ngroups, dstate)` (channel c reads group c // (d / ngroups)), D and dt_bias `(d,)`; dt <- softplus(dt +
-    dt_bias). Returns y `(batch, seqlen, d)` in x's dtype, and with `return_final_state` the state `(batch, d, dstate)`."""
+    """Mamba-1's selective scan, a token at a time, in the multi-head layout of mamba-ssm's `selective_state_update`:
+    x, dt, z `(batch, seqlen, nheads, headdim)`, A `(nheads, headdim, dstate)`, B and C `(batch, seqlen, nheads,
+    dstate)` (one per head, shared by its headdim channels), D and dt_bias `(nheads, headdim)`; dt <- softplus(dt +
+    dt_bias). Returns y like x, and with `return_final_state` the state `(batch, nheads, headdim, dstate)`."""
     cd = compute_dtype(x.dtype)
-    b, l, d = x.shape
-    if A.shape[0] != d or B.shape[:2] != (b, l) or B.shape != C.shape or d % B.shape[-2]:
+    b, l, h, p = x.shape
+    if tuple(A.shape[:2]) != (h, p) or tuple(B.shape) != (b, l, h, A.shape[-1]) or B.shape != C.shape:
         raise ValueError(f"selective_scan_ref: x {tuple(x.shape)}, A {tuple(A.shape)}, B {tuple(B.shape)}, C {tuple(C.shape)}: "
-                         f"A must be (d, dstate) and B, C (batch, seqlen, ngroups, dstate) with ngroups dividing d")
-    group = torch.arange(d, device=x.device) // (d // B.shape[-2])
+                         f"A must be (nheads, headdim, dstate) and B, C (batch, seqlen, nheads, dstate)")
     dt = F.softplus(dt.to(cd) + (0 if dt_bias is None else dt_bias.to(cd)))
-    A, xc = A.to(cd), x.to(cd)
-    h = torch.zeros(b, d, A.shape[-1], dtype=cd, device=x.device) if initial_state is None else initial_state.to(cd)
+    A, xc, B, C = A.to(cd), x.to(cd), B.to(cd), C.to(cd)
+    s = torch.zeros(b, h, p, A.shape[-1], dtype=cd, device=x.device) if initial_state is None else initial_state.to(cd)
     ys = []
     for t in range(l):
-        h = torch.exp(dt[:, t, :, None] * A) * h + (dt[:, t] * xc[:, t])[..., None] * B[:, t, group].to(cd)
-        ys.append((h * C[:, t, group].to(cd)).sum(-1))
+        s = torch.exp(dt[:, t, ..., None] * A) * s + (dt[:, t] * xc[:, t])[..., None] * B[:, t, :, None, :]
+        ys.append((s * C[:, t, :, None, :]).sum(-1))
     y = torch.stack(ys, 1) if ys else xc[:, :0]
     if D is not None: y = y + D.to(cd) * xc
     if z is not None: y = y * F.silu(z.to(cd))
-    return (y.to(x.dtype), h) if return_final_state else y.to(x.dtype)
+    return (y.to(x.dtype), s) if return_final_state else y.to(x.dtype)
 
 
-class Mamba1Mixer(nn.Module):
+def s4d_real_A_log(d_inner: int, d_state: int) -> torch.Tensor:
+    "Mamba-1's initial A_log `(d_inner, d_state)`: A = -(1, 2, ..., d_state) for every channel (S4D-real)."
+    return torch.arange(1, d_state + 1, dtype=torch.float32).log().repeat(d_inner, 1)
+
+
+class Mamba1Mixer(_MambaBase):
     """The released MambaInLlama/M1 Mamba-1 mixer: in_proj -> [z, x, B, C, dt_low]; x and B repeated from d_xb to
     d_inner in groups of d_state; conv + silu over x; A `(d_inner, d_state)`; dt = softplus(dt_proj(dt_low) + dt_proj.bias).
-    The cache holds the state as `(batch, d_inner / d_state, d_state, d_state)`, the engine's Mamba layout."""
-    conv_activation = "silu"
-
+    Its channels are held as nheads = d_inner / d_state heads of headdim = d_state (a B and C per head): the engine's
+    Mamba cache layout, and mamba-ssm's multi-head selective state update's."""
     def __init__(self, d_model, d_inner, d_xb, d_state=16, dt_rank=None, d_conv=4, repeat_before_conv=True):
-        super().__init__()
         if d_inner % d_state or d_xb % d_state or d_inner % d_xb:
             raise ValueError(f"d_inner={d_inner}, d_xb={d_xb}, d_state={d_state}: d_state must divide both and d_xb divide d_inner")
-        self.d_model, self.d_inner, self.d_xb, self.d_state, self.d_conv = d_model, d_inner, d_xb, d_state, d_conv
-        self.dt_rank, self.repeat_before_conv = dt_rank or math.ceil(d_model / 16), repeat_before_conv
-        self.nheads, self.headdim = d_inner // d_state, d_state
-        self.conv_dim = d_inner if repeat_before_conv else d_xb
+        super().__init__(d_model, d_inner // d_state, d_state, d_state, d_inner if repeat_before_conv else d_xb, d_conv)
+        self.d_inner, self.d_xb, self.repeat_before_conv = d_inner, d_xb, repeat_before_conv
+        self.dt_rank = dt_rank or math.ceil(d_model / 16)
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * d_xb + self.dt_rank, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True)
-        self.conv_weight = nn.Parameter(torch.empty(self.conv_dim, d_conv).uniform_(-d_conv ** -0.5, d_conv ** -0.5))
-        self.conv_bias = nn.Parameter(torch.zeros(self.conv_dim))
-        self.A_log = nn.Parameter(torch.arange(1, d_state + 1, dtype=torch.float32).log().repeat(d_inner, 1))
-        self.D = nn.Parameter(torch.ones(d_inner))
-        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+        self.A_log = nn.Parameter(torch.empty(d_inner, d_state))
+        self.D = nn.Parameter(torch.ones(d_inner))                  # per channel, not per head
+        self.reset_ssm_parameters()
 
-    def allocate_cache(self, batch, max_len, dtype, device, ssm_state_dtype=torch.float32):
-        return MambaCache(torch.zeros(batch, self.conv_dim, self.d_conv - 1, dtype=dtype, device=device),
-                          torch.zeros(batch, self.nheads, self.headdim, self.d_state, dtype=ssm_state_dtype, device=device))
+    @torch.no_grad()
+    def reset_ssm_parameters(self, generator=None):
+        super().reset_ssm_parameters(generator)
+        self.A_log.copy_(s4d_real_A_log(self.d_inner, self.d_state))
 
     def _repeat(self, t):
         "(..., d_xb) -> (..., d_inner): each group of d_state channels repeated d_inner / d_xb times in place."
@@ -608,33 +618,31 @@ class Mamba1Mixer(nn.Module):
         B = self._repeat(B).unflatten(-1, (self.nheads, self.d_state))
         return z, x, B, C.unflatten(-1, (self.nheads, self.d_state)), self.dt_proj(dt)   # dt_proj's bias: the first of two
 
-    def _A(self): return -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))
-
-    def _scan(self, x, dt, B, C, z, state):
-        "The scan from `state` (the cache's, viewed per channel), which it updates in place."
-        h0 = state.view(state.shape[0], self.d_inner, self.d_state)
-        y, h = selective_scan_ref(x, dt, self._A(), B, C, self.D, z, self.dt_proj.bias, initial_state=h0, return_final_state=True)
-        h0.copy_(h)
-        return y
+    def _ssm(self, x, dt, B, C, z, state=None):
+        "out_proj of the scan over per-channel x, dt, z `(batch, seqlen, d_inner)`, from `state` (the cache's, updated in place) or zeros."
+        heads = lambda t: t.unflatten(-1, (self.nheads, self.headdim))
+        y = selective_scan_ref(heads(x), heads(dt), decay_rates(self.A_log).unflatten(0, (self.nheads, self.headdim)), B, C, heads(self.D), heads(z),
+                               heads(self.dt_proj.bias), initial_state=state, return_final_state=state is not None)
+        if state is not None: y, s = y; state.copy_(s)
+        return self.out_proj(y.flatten(-2))
 
     def forward(self, u, rope=None, cache: MambaCache | None = None, pos0: int = 0, pad=None, seq_idx=None):
         if seq_idx is not None: raise ValueError("seq_idx (packed training rows): the Mamba-1 mixer loads released models, it is not trained here")
         z, x, B, C, dt = self._split(u)
-        valid = _MambaBase._valid(u, pos0, pad)
+        valid = self._valid(u, pos0, pad)
         if valid is not None: x = x * valid               # padding: zeros into the conv and the scan
         x = self._repeat(x) if self.repeat_before_conv else x
-        x = _MambaBase._conv(self, x, cache)
+        x = self._conv(x, cache)
         x = x if self.repeat_before_conv else self._repeat(x)
         if valid is not None: x = x * valid
-        if cache is None: return self.out_proj(selective_scan_ref(x, dt, self._A(), B, C, self.D, z, self.dt_proj.bias))
-        return self.out_proj(self._scan(x, dt, B, C, z, cache.ssm_state))
+        return self._ssm(x, dt, B, C, z, None if cache is None else cache.ssm_state)
 
     def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
         z, x, B, C, dt = self._split(u)
         x = self._repeat(x) if self.repeat_before_conv else x
         x = causal_conv1d_step(cache.conv_state, x, self.conv_weight, self.conv_bias, self.conv_activation)
         x = x if self.repeat_before_conv else self._repeat(x)
-        return self.out_proj(self._scan(x[:, None], dt[:, None], B[:, None], C[:, None], z[:, None], cache.ssm_state)[:, 0])
+        return self._ssm(x[:, None], dt[:, None], B[:, None], C[:, None], z[:, None], cache.ssm_state)[:, 0]
 
     def mixing_matrix(self, u, rope=None, seq_idx=None):
         raise NotImplementedError("the Mamba-1 mixer has a decay per channel and state entry: no per-head mixing matrix")

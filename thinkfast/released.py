@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import torch
 
-from .students import ThinkfastConfig, ThinkfastForCausalLM, _teacher_config
+from .students import ThinkfastConfig, ThinkfastForCausalLM, _teacher_config, unsaved_buffers
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'read_json', 'weight_files', 'weight_shapes', 'load_weights', 'detect_layout', 'llamba_config',
+__all__ = ['RELEASED', 'LAYOUTS', 'read_json', 'weight_files', 'weight_shapes', 'load_weights', 'detect_layout', 'llamba_config',
            'llamba_weights', 'mambainllama_config', 'hybrid_weights', 'mamba1_config', 'fetch', 'released_config',
            'load_released']
 
@@ -69,7 +69,8 @@ def load_weights(folder) -> dict:
     return out
 
 # %% ../nbs/11_released.ipynb #10be900c
-LAYOUTS = ("llamba", "mambainllama", "mamba1", "thinkfast", "llama")
+RELEASED = ("llamba", "mambainllama", "mamba1")            # the layouts `load_released` reads
+LAYOUTS = RELEASED + ("thinkfast", "llama")
 
 
 def detect_layout(folder) -> str:
@@ -119,6 +120,12 @@ def llamba_config(cfg: dict, where: str = "config.json") -> ThinkfastConfig:
                            chunk_size=ssm.get("chunk_size", 256), tie_word_embeddings=cfg.get("tie_embeddings", True))
 
 
+def _conv_weights(w: dict, m: str, out: str, sd: dict):
+    "A released depthwise conv1d (`m`conv1d.weight `(channels, 1, width)`, .bias) as ours (`out`conv_weight `(channels, width)`, conv_bias)."
+    sd[out + "conv_weight"] = w.pop(m + "conv1d.weight").squeeze(1)
+    sd[out + "conv_bias"] = w.pop(m + "conv1d.bias")
+
+
 def llamba_weights(w: dict, c: ThinkfastConfig) -> dict:
     "Our state dict from a released Llamba's (`backbone.` names); every tensor is used exactly once."
     out = {"model.embed_tokens.weight": w.pop("backbone.embedding.weight"),
@@ -126,8 +133,7 @@ def llamba_weights(w: dict, c: ThinkfastConfig) -> dict:
     out["lm_head.weight"] = out["model.embed_tokens.weight"] if c.tie_word_embeddings else w.pop("lm_head.weight")
     for i in range(c.num_hidden_layers):
         src, dst = f"backbone.layers.{i}.", f"model.layers.{i}."
-        out[dst + "mixer.conv_weight"] = w.pop(src + "mixer.conv1d.weight").squeeze(1)
-        out[dst + "mixer.conv_bias"] = w.pop(src + "mixer.conv1d.bias")
+        _conv_weights(w, src + "mixer.", dst + "mixer.", out)
         for name in ("mixer.in_proj.weight", "mixer.z_bias", "mixer.D", "mixer.out_proj.weight", "input_layernorm.weight",
                      "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"):
             out[dst + name] = w.pop(src + name)
@@ -140,8 +146,10 @@ _MAMBA2_FREE = {"d_state", "ngroups", "headdim", "dt_min", "dt_max", "dt_init_fl
                 "dt_scale", "d_ssm", "activation", "layer_idx", "chunk_size"}
 
 
-def _hybrid_base(llama: dict, mamba: dict, where: str) -> dict:
-    "The settings both hybrid layouts share: the teacher's shape (checked against mamba_config.json) and which layers are attention."
+def _hybrid_base(llama: dict, mamba: dict, shapes: dict, where: str) -> dict:
+    """The settings both hybrid layouts share: the teacher's shape (checked against mamba_config.json), which layers are
+    attention, and their RoPE: attention stored as `mha.*` (M1's spelling) is the authors' flash-attn layer, whose
+    rotary embedding has no Llama-3 frequency scaling."""
     from transformers import LlamaConfig
     t = _teacher_config(SimpleNamespace(config=LlamaConfig(**llama), model=None))
     H, KV, hd = t["num_attention_heads"], t["num_key_value_heads"], t["head_dim"]
@@ -155,12 +163,13 @@ def _hybrid_base(llama: dict, mamba: dict, where: str) -> dict:
         raise ValueError(f"{where}: attn_layers={json.dumps(attn)}; expected a list of layer indices 0..{t['num_hidden_layers'] - 1}")
     if len(attn) == t["num_hidden_layers"]: raise ValueError(f"{where}: attn_layers lists every layer: no Mamba layer to load")
     t["layer_mixers"] = ["attention" if i in attn else "mamba" for i in range(t["num_hidden_layers"])]
+    if any(".mha.in_proj." in k for k in shapes): t["rope_llama3"] = None
     return t
 
 
-def mambainllama_config(llama: dict, mamba: dict, where: str = "mamba_config.json") -> ThinkfastConfig:
-    "Our config for a released MambaInLlama Mamba-2 hybrid (its Llama `config.json` and `mamba_config.json`, as dicts)."
-    t = _hybrid_base(llama, mamba, where)
+def mambainllama_config(llama: dict, mamba: dict, shapes: dict, where: str = "mamba_config.json") -> ThinkfastConfig:
+    "Our config for a released MambaInLlama Mamba-2 hybrid: its Llama `config.json`, `mamba_config.json` and weights' shapes."
+    t = _hybrid_base(llama, mamba, shapes, where)
     H, hd = t["num_attention_heads"], t["head_dim"]
     ssm = dict(mamba.get("ssm_cfg") or {})
     for key, want in (("d_state", hd), ("ngroups", H), ("headdim", hd)):
@@ -179,8 +188,7 @@ def mambainllama_config(llama: dict, mamba: dict, where: str = "mamba_config.jso
 
 def _mamba2_layer(w: dict, m: str, out: str, sd: dict):
     "One released Mamba-2 layer's weights (under prefix `m`) into ours (under `out`)."
-    sd[out + "conv_weight"] = w.pop(m + "conv1d.weight").squeeze(1)
-    sd[out + "conv_bias"] = w.pop(m + "conv1d.bias")
+    _conv_weights(w, m, out, sd)
     sd[out + "norm_weight"] = w.pop(m + "norm.weight")
     for name in ("in_proj.weight", "dt_bias", "A_log", "D", "out_proj.weight"): sd[out + name] = w.pop(m + name)
 
@@ -212,15 +220,15 @@ _MAMBA1_FREE = {"expand", "d_state", "dt_rank", "d_conv", "repeat_kv_before_conv
 
 def mamba1_config(llama: dict, mamba: dict, shapes: dict, where: str = "mamba_config.json") -> ThinkfastConfig:
     "Our config for a released Mamba-1 hybrid (MambaInLlama `_MATH` or M1): its two config files and its weights' shapes."
-    t = _hybrid_base(llama, mamba, where)
+    t = _hybrid_base(llama, mamba, shapes, where)
     ssm = dict(mamba.get("ssm_cfg") or {})
     unknown = sorted(set(ssm) - _MAMBA1_FREE)
     if unknown: raise ValueError(f"{where}: ssm_cfg.{unknown[0]} is a setting this loader does not know; not loaded")
     for key in ("proj_x_bias", "proj_z_bias", "out_proj_bias"):
         if ssm.get(key, False): _refuse(where, f"ssm_cfg.{key}", ssm[key], "false")
     if ssm.get("conv_bias", True) is not True: _refuse(where, "ssm_cfg.conv_bias", ssm["conv_bias"], "a conv with bias")
-    attn = t["layer_mixers"]
-    i = next(i for i, k in enumerate(attn) if k != "attention")
+    kinds = t["layer_mixers"]
+    i = next(i for i, k in enumerate(kinds) if k != "attention")
     p = f"model.layers.{i}.mamba."
     try: (d_inner, d_state), (_, rank), (conv_dim, _, width) = shapes[p + "A_log"], shapes[p + "dt_proj.weight"], shapes[p + "conv1d.weight"]
     except KeyError as e: raise ValueError(f"{where}: no weight named {e.args[0]!r}, which a Mamba-1 layer has") from None
@@ -230,7 +238,7 @@ def mamba1_config(llama: dict, mamba: dict, shapes: dict, where: str = "mamba_co
     if conv_dim not in (d_inner, d_xb): raise ValueError(f"{where}: {p}conv1d.weight has {conv_dim} channels; expected d_inner={d_inner} or d_xb={d_xb}")
     if d_inner != d_xb and ssm.get("repeat_kv_before_conv", True) != (conv_dim == d_inner):
         raise ValueError(f"{where}: ssm_cfg.repeat_kv_before_conv={ssm.get('repeat_kv_before_conv', True)} but the conv has {conv_dim} channels")
-    t.update(layer_mixers=["attention" if k == "attention" else "mamba1" for k in attn], mamba1_d_state=d_state,
+    t.update(layer_mixers=["attention" if k == "attention" else "mamba1" for k in kinds], mamba1_d_state=d_state,
              mamba1_dt_rank=rank, mamba1_repeat_before_conv=conv_dim == d_inner, d_conv=width)
     return ThinkfastConfig(**t)
 
@@ -239,8 +247,7 @@ def _mamba1_layer(w: dict, m: str, out: str, sd: dict):
     "One released Mamba-1 layer's weights (under prefix `m`) into ours (under `out`): one stacked in_proj either way."
     if m + "in_proj.weight" in w: sd[out + "in_proj.weight"] = w.pop(m + "in_proj.weight")              # M1: stacked
     else: sd[out + "in_proj.weight"] = torch.cat([w.pop(m + n + ".weight") for n in ("in_proj_z", "in_proj_x", "B_proj", "C_proj", "dt_proj_down")])
-    sd[out + "conv_weight"] = w.pop(m + "conv1d.weight").squeeze(1)
-    sd[out + "conv_bias"] = w.pop(m + "conv1d.bias")
+    _conv_weights(w, m, out, sd)
     for name in ("dt_proj.weight", "dt_proj.bias", "A_log", "D", "out_proj.weight"): sd[out + name] = w.pop(m + name)
 
 # %% ../nbs/11_released.ipynb #23df28a8
@@ -268,19 +275,8 @@ def released_config(folder) -> tuple:
     if layout == "llamba": return layout, llamba_config(read_json(folder / "config.json"), str(folder / "config.json"))
     if layout in ("mambainllama", "mamba1"):
         llama, mamba, shapes, where = read_json(folder / "config.json"), read_json(folder / "mamba_config.json"), weight_shapes(folder), str(folder / "mamba_config.json")
-        c = mambainllama_config(llama, mamba, where) if layout == "mambainllama" else mamba1_config(llama, mamba, shapes, where)
-        # attention stored as `mha.*` (M1) is the authors' flash-attn layer, whose rotary has no Llama-3 frequency scaling
-        if any(".mha.in_proj." in k for k in shapes): c.rope_llama3 = None
-        return layout, c
+        return layout, (mambainllama_config if layout == "mambainllama" else mamba1_config)(llama, mamba, shapes, where)
     raise ValueError(f"{folder}: a {layout} model, not a released student: load it with from_pretrained")
-
-
-def _materialise_buffers(model):
-    "Compute the buffers that are not saved (RoPE frequencies, Llamba's A), left on 'meta' by the meta-device build."
-    from thinkfast.layers import LlambaMixer, Rotary, rope_frequencies
-    for module in model.modules():
-        if isinstance(module, Rotary): module.inv_freq = rope_frequencies(module.head_dim, module.theta, module.llama3)
-        if isinstance(module, LlambaMixer): module.A = -torch.ones(module.nheads)
 
 
 def load_released(ref, dtype=torch.float32, device="cpu") -> ThinkfastForCausalLM:
@@ -297,5 +293,6 @@ def load_released(ref, dtype=torch.float32, device="cpu") -> ThinkfastForCausalL
             raise ValueError(f"{folder}: {k} has shape {tuple(sd[k].shape)}; the config gives {tuple(p.shape)}")
     model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
     model.tie_weights()
-    _materialise_buffers(model)
+    for module in model.modules():                 # the buffers the meta-device build left without values
+        for name, value in unsaved_buffers(module).items(): setattr(module, name, value)
     return model.to(device).eval()

@@ -15,11 +15,12 @@ from transformers.configuration_utils import PreTrainedConfig
 from transformers.modeling_outputs import CausalLMOutput
 
 from .layers import (MLP, Attention, LlambaMixer, Mamba1Mixer, MambaInLlamaMixer, RMSNorm, Rotary,
-                              init_mixer_from_attention, mamba2_init, rope_frequencies)
+                              init_mixer_from_attention, mamba2_init, rope_frequencies, s4d_real_A_log)
 
 # %% auto #0
-__all__ = ['MIXER_KINDS', 'PRESETS', 'ThinkfastConfig', 'make_mixer', 'DecoderLayer', 'ThinkfastPreTrainedModel',
-           'ThinkfastModel', 'ThinkfastForCausalLM', 'from_llama', 'to_llama', 'preset_config', 'count_parameters']
+__all__ = ['MIXER_KINDS', 'PRESETS', 'ThinkfastConfig', 'make_mixer', 'DecoderLayer', 'unsaved_buffers',
+           'ThinkfastPreTrainedModel', 'ThinkfastModel', 'ThinkfastForCausalLM', 'from_llama', 'to_llama',
+           'preset_config', 'count_parameters']
 
 # %% ../nbs/02_students.ipynb #42b952b2
 MIXER_KINDS = ("attention", "mambainllama", "llamba", "mamba1")
@@ -113,6 +114,14 @@ class DecoderLayer(nn.Module):
         return self.mixer.mixing_matrix(self.input_layernorm(h), rope, seq_idx)
 
 
+def unsaved_buffers(module) -> dict:
+    """{name: value} of the buffers `module` computes from its config instead of saving (RoPE frequencies, Llamba's
+    A = -1): to be set again wherever a model is materialised without running its constructors (the meta device)."""
+    if isinstance(module, Rotary): return {"inv_freq": rope_frequencies(module.head_dim, module.theta, module.llama3)}
+    if isinstance(module, LlambaMixer): return {"A": -torch.ones(module.nheads)}
+    return {}
+
+
 class ThinkfastPreTrainedModel(PreTrainedModel):
     config_class = ThinkfastConfig
     base_model_prefix = "model"
@@ -125,22 +134,16 @@ class ThinkfastPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)     # Linear and Embedding: normal(0, initializer_range); RMSNorm: ones
         # Buffers that are not saved (computed from the config) must be recomputed whenever the model is
         # materialised, from_pretrained included, which builds the model on the meta device first.
-        if isinstance(module, Rotary):
-            init.copy_(module.inv_freq, rope_frequencies(module.head_dim, module.theta, module.llama3))
-        if isinstance(module, LlambaMixer):
-            init.copy_(module.A, -torch.ones(module.nheads))
-            if module.z_bias is not None: init.zeros_(module.z_bias)
-        if isinstance(module, (MambaInLlamaMixer, LlambaMixer)):
+        for name, value in unsaved_buffers(module).items(): init.copy_(getattr(module, name), value)
+        if isinstance(module, LlambaMixer) and module.z_bias is not None: init.zeros_(module.z_bias)
+        if isinstance(module, (MambaInLlamaMixer, LlambaMixer, Mamba1Mixer)):
             bound = 1 / math.sqrt(module.d_conv)
             init.uniform_(module.conv_weight, -bound, bound); init.uniform_(module.conv_bias, -bound, bound)
             init.ones_(module.D)
             if isinstance(module, MambaInLlamaMixer):
                 for name, value in mamba2_init(module.nheads).items(): init.copy_(getattr(module, name), value)
                 if module.norm_weight is not None: init.ones_(module.norm_weight)
-        if isinstance(module, Mamba1Mixer):         # as its constructor: S4D-real A, D = 1, a small uniform conv
-            bound = 1 / math.sqrt(module.d_conv)
-            init.uniform_(module.conv_weight, -bound, bound); init.zeros_(module.conv_bias); init.ones_(module.D)
-            init.copy_(module.A_log, torch.arange(1, module.d_state + 1, dtype=torch.float32).log().repeat(module.d_inner, 1))
+            if isinstance(module, Mamba1Mixer): init.copy_(module.A_log, s4d_real_A_log(module.d_inner, module.d_state))
 
 
 class ThinkfastModel(ThinkfastPreTrainedModel):
@@ -303,8 +306,7 @@ def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", mixer_init:
         if sl.kind == "attention":
             for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
                 getattr(sl.mixer, name).weight.copy_(getattr(tl.self_attn, name).weight)
-        elif mixer_init == "attention" and (sl.mixer.nheads, sl.mixer.headdim, sl.mixer.d_state) == (attn.n_heads, attn.hd, attn.hd) \
-                and getattr(sl.mixer, "qk_heads", attn.n_heads) == attn.n_heads:
+        elif mixer_init == "attention" and sl.mixer.attention_mismatch(attn) is None:
             init_mixer_from_attention(sl.mixer, attn)
     return student
 
