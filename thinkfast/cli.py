@@ -97,12 +97,12 @@ def load_for_sampling(model_path, device="cpu", dtype="bfloat16"):
     """A model ready for the engine: a saved ThinkfastForCausalLM, a Llama converted with all layers as attention, or
     a released Llamba, MambaInLlama or M1 student ([the released students' chapter](11_released.ipynb))."""
     from transformers import AutoModelForCausalLM
-    from thinkfast.released import detect_layout, fetch, load_released
+    from thinkfast.released import RELEASED, detect_layout, fetch, load_released
     from thinkfast.students import ThinkfastForCausalLM, from_llama
     if dtype not in _DTYPES: raise ValueError(f"dtype {dtype!r} unknown; allowed: {', '.join(_DTYPES)}")
     try:
         folder = fetch(model_path)
-        if detect_layout(folder) in ("llamba", "mambainllama", "mamba1"): return load_released(folder, _DTYPES[dtype], device)
+        if detect_layout(folder) in RELEASED: return load_released(folder, _DTYPES[dtype], device)
     except ValueError as e: raise ValueError(f"--model {model_path}: {e}") from None
     try: m = AutoModelForCausalLM.from_pretrained(folder, dtype=_DTYPES[dtype])
     except Exception as e: raise ValueError(f"--model {model_path}: could not be loaded ({_why(e)})") from None
@@ -167,11 +167,11 @@ def parse_data_spec(spec: str) -> dict:
     """Training data, spelled as every command spells data: `gsm8k` (GSM8K's train split, shipped), a jsonl path with
     GSM8K's fields (question, answer), `hub:NAME[:SPLIT]` (streamed; OpenMathInstruct-2's fields), or, for other
     fields, `jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD` (`gsm8k:PATH` is read as PATH). MATH-500 is refused: it is a test set."""
+    from thinkfast.scoring import HUB_IDS, shipped
     kind, _, rest = spec.partition(":")
-    if spec in ("math500", "hub:math500", "hub:HuggingFaceH4/MATH-500"):
+    if spec in ("math500", "hub:math500", f"hub:{HUB_IDS['math500']}"):
         raise ValueError(f"--data {spec}: MATH-500 is a test set (500 problems) and is not trained on; use gsm8k or a hub:NAME set")
     if kind == "gsm8k" and not rest:                                        # the GSM8K train split shipped with thinkfast
-        from thinkfast.scoring import shipped
         return dict(kind="local", path=str(shipped("gsm8k", "train")), prompt_field="question", response_field="answer")
     if kind == "gsm8k" and rest: return dict(kind="local", path=rest, prompt_field="question", response_field="answer")
     if kind == "jsonl":

@@ -19,9 +19,8 @@ from pathlib import Path
 import torch
 
 from .budgets import budget_curve, by_problem, call_rates, measured_throughput, plot_budget_curves
-from .records import run_info
 from .distill import STAGES, chat_examples, distill, pack, train_stage
-from .records import SettingsMismatch, exclusive, folder_settings, remove_output, write_json
+from .records import SettingsMismatch, exclusive, folder_settings, remove_output, run_info, write_json
 from .sampling import read_samples, sample_problems
 from .scoring import DATA_SPECS, coverage_curve
 from .students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama

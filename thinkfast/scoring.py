@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['DATA_DIR', 'DATA_SPECS', 'COT_INSTRUCTION', 'read_jsonl', 'shipped', 'gsm8k_final', 'load_gsm8k', 'load_math500',
-           'load_problems', 'subset', 'cot_messages', 'last_boxed', 'extract_answer', 'normalize_answer', 'is_equiv',
-           'score_text', 'pass_at_k', 'coverage_curve', 'vote', 'majority_at_k', 'best_of_n', 'bootstrap_ci']
+__all__ = ['DATA_DIR', 'HUB_IDS', 'DATA_SPECS', 'COT_INSTRUCTION', 'read_jsonl', 'shipped', 'gsm8k_final', 'load_gsm8k',
+           'load_math500', 'load_problems', 'subset', 'cot_messages', 'last_boxed', 'extract_answer',
+           'normalize_answer', 'is_equiv', 'score_text', 'pass_at_k', 'coverage_curve', 'vote', 'majority_at_k',
+           'best_of_n', 'bootstrap_ci']
 
 # %% ../nbs/06_scoring.ipynb #909abccf
 def read_jsonl(path, required=()) -> list:
@@ -58,6 +59,9 @@ def shipped(dataset: str, split: str = "test") -> Path:
     return DATA_DIR / files[dataset, split]
 
 
+HUB_IDS = {"gsm8k": "openai/gsm8k", "math500": "HuggingFaceH4/MATH-500"}   # the hub sets the shipped copies come from
+
+
 def _hub(name, config, split):
     try: import datasets
     except ImportError: raise ImportError("loading from the hub needs `pip install datasets`; without it, the shipped copies are the default") from None
@@ -75,7 +79,7 @@ def load_gsm8k(split: str = "test", path=None, hub: bool = False) -> list:
     `hub=True`, else from the copy shipped with thinkfast."""
     if split not in ("train", "test"): raise ValueError(f"split={split!r}; allowed: 'train', 'test'")
     if path is None and not hub: path = shipped("gsm8k", split)
-    recs = read_jsonl(path, ("question", "answer")) if path else _hub("openai/gsm8k", "main", split)
+    recs = read_jsonl(path, ("question", "answer")) if path else _hub(HUB_IDS["gsm8k"], "main", split)
     out = []
     for i, r in enumerate(recs):
         try: final = gsm8k_final(r["answer"])
@@ -88,12 +92,11 @@ def load_math500(path=None, hub: bool = False) -> list:
     """MATH-500 as [{id, question, answer, solution, subject, level}]: from `path` (jsonl), else from the hub
     (HuggingFaceH4/MATH-500) with `hub=True`, else from the copy shipped with thinkfast."""
     if path is None and not hub: path = shipped("math500")
-    recs = read_jsonl(path, ("problem", "answer", "unique_id")) if path else _hub("HuggingFaceH4/MATH-500", None, "test")
+    recs = read_jsonl(path, ("problem", "answer", "unique_id")) if path else _hub(HUB_IDS["math500"], None, "test")
     return [{"id": r["unique_id"], "question": r["problem"], "answer": str(r["answer"]), "solution": r.get("solution", ""),
              "subject": r.get("subject"), "level": r.get("level")} for r in recs]
 
 
-_HUB = {"gsm8k": "openai/gsm8k", "math500": "HuggingFaceH4/MATH-500"}
 DATA_SPECS = "gsm8k, math500 (the copies shipped with thinkfast), hub:gsm8k, hub:math500 (the hub's), or a jsonl path"
 
 
@@ -105,11 +108,11 @@ def load_problems(spec: str, split: str | None = None) -> list:
     if not isinstance(spec, str) or not spec.strip(): raise ValueError(f"data {spec!r}; allowed: {DATA_SPECS}")
     hub = spec.startswith("hub:")
     name = spec[4:] if hub else spec
-    name = next((k for k, v in _HUB.items() if name == v), name) if hub else name
-    if name in _HUB:
+    name = next((k for k, v in HUB_IDS.items() if name == v), name) if hub else name
+    if name in HUB_IDS:
         if name == "math500" and split not in (None, "test"): raise ValueError(f"split {split!r}: MATH-500 has only a test split")
         return load_gsm8k(split or "test", hub=hub) if name == "gsm8k" else load_math500(hub=hub)
-    if hub: raise ValueError(f"data {spec!r}: the hub sets read here are {', '.join(f'hub:{v}' for v in _HUB.values())}")
+    if hub: raise ValueError(f"data {spec!r}: the hub sets read here are {', '.join(f'hub:{v}' for v in HUB_IDS.values())}")
     path = Path(spec)
     if not path.is_file(): raise ValueError(f"data {spec!r}: no such file; allowed: {DATA_SPECS}")
     first = next(iter(read_jsonl(path)), None)
