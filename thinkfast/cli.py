@@ -244,6 +244,7 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
     settings = dict(teacher=str(teacher), data=data, limit=limit, seq_len=seq_len, mixer=mixer, attn_layers=list(attn_layers))
     metrics = D.distill(student, t_model, data_, plan, out, acc, progress, fsdp=fsdp, settings=settings)
     weights, _ = D.full_state(student)                # sharded: gathered to the main process
+    rec = {}
     if acc.is_main_process:
         if D.is_sharded(student):                     # save an unsharded copy
             from thinkfast.students import ThinkfastForCausalLM
@@ -260,8 +261,9 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
         fig.savefig(out / "loss.png", dpi=120)
         import matplotlib.pyplot as plt
         plt.close(fig)                                   # a file, not a figure left open for a notebook to show
-        return rec
-    return {}
+    acc.wait_for_everyone()          # every process stays until the main one has saved; then all leave together,
+    acc.end_training()               # with the process group torn down (one left alive can abort a process at exit)
+    return rec
 
 # %% ../nbs/90_cli.ipynb #4e9c0d11
 def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None, notebook=None, overwrite: bool = False) -> Path:
