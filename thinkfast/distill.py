@@ -30,10 +30,10 @@ from .students import ThinkfastForCausalLM
 
 # %% auto #0
 __all__ = ['STAGES', 'FRESH', 'load_state', 'gsm8k_to_boxed', 'read_pairs', 'hub_pairs', 'chat_example', 'chat_examples', 'pack',
-           'packed_dataset', 'masked_ce', 'masked_kl', 'converted_layers', 'teacher_states', 'matrix_loss',
-           'hidden_loss', 'kl_loss', 'Stage', 'latest_checkpoint', 'CheckpointWriter', 'is_sharded', 'shard_student',
-           'full_state', 'load_full_state', 'save_checkpoint', 'check_stage', 'train_stage', 'distill', 'loss_figure',
-           'model_settings', 'data_fingerprint', 'run_settings', 'stage_settings', 'check_stage_folder']
+           'packed_dataset', 'masked_ce', 'answer_weights', 'masked_kl', 'converted_layers', 'teacher_states',
+           'matrix_loss', 'hidden_loss', 'kl_loss', 'Stage', 'latest_checkpoint', 'CheckpointWriter', 'is_sharded',
+           'shard_student', 'full_state', 'load_full_state', 'save_checkpoint', 'check_stage', 'train_stage', 'distill',
+           'loss_figure', 'model_settings', 'data_fingerprint', 'run_settings', 'stage_settings', 'check_stage_folder']
 
 # %% ../nbs/05_distill.ipynb #127bdbe7
 def load_state(path, mmap: bool = True):
@@ -166,15 +166,30 @@ def masked_ce(logits, labels) -> torch.Tensor:
     return F.cross_entropy(_f32(logits[:, :-1].flatten(0, 1)), lab, ignore_index=-100)
 
 # %% ../nbs/05_distill.ipynb #97df81e7
-def masked_kl(student_logits, teacher_logits, labels, temperature: float = 1.0, reverse: bool = False) -> torch.Tensor:
-    "Per-token KL between the teacher's and the student's next-token distributions at answer positions (labels != -100)."
+def answer_weights(labels, seq_idx, tokens: int, weight: float) -> torch.Tensor:
+    """Per-position loss weights `(B, L-1)` aligned with `labels[:, 1:]`: `weight` on the last `tokens` labelled
+    positions of each document (`seq_idx` numbers the documents of a row, contiguously), 1 elsewhere."""
+    mask, doc = labels[:, 1:] != -100, seq_idx[:, 1:]
+    after = mask.flip(1).cumsum(1).flip(1) - mask.long()                 # labelled positions after this one, to the row's end
+    beyond = torch.full(doc.shape, labels.shape[1], dtype=after.dtype, device=after.device).scatter_reduce(1, doc, after, "amin")
+    left = after - beyond.gather(1, doc)                                 # ... to the end of this position's document
+    return torch.where(mask & (left < tokens), float(weight), 1.0)
+
+
+def masked_kl(student_logits, teacher_logits, labels, temperature: float = 1.0, reverse: bool = False,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token KL between the teacher's and the student's next-token distributions at answer positions (labels != -100),
+    averaged over them, or weighted by `weights` `(B, L-1)` (`answer_weights`)."""
     if temperature <= 0: raise ValueError(f"temperature={temperature}; allowed: > 0")
     mask = labels[:, 1:] != -100
     s = _f32(student_logits[:, :-1][mask]) / temperature
     t = _f32(teacher_logits[:, :-1][mask]).to(s.dtype) / temperature
     ls, lt = F.log_softmax(s, -1), F.log_softmax(t, -1)
     kl = (ls.exp() * (ls - lt)).sum(-1) if reverse else (lt.exp() * (lt - ls)).sum(-1)
-    return kl.mean() * temperature ** 2 if kl.numel() else student_logits.sum() * 0
+    if not kl.numel(): return student_logits.sum() * 0
+    if weights is None: return kl.mean() * temperature ** 2
+    w = weights.to(kl.device, kl.dtype)[mask]
+    return (kl * w).sum() / w.sum() * temperature ** 2
 
 # %% ../nbs/05_distill.ipynb #f1e3c79d
 def converted_layers(student) -> list:
@@ -224,14 +239,16 @@ def hidden_loss(student, teacher, batch) -> torch.Tensor:
 
 
 def kl_loss(student, teacher, batch, kl_weight: float = 1.0, ce_weight: float = 0.0, temperature: float = 1.0,
-            reverse: bool = False) -> torch.Tensor:
-    "Stage 3 (and SFT with kl_weight 0): kl_weight * KL(teacher, student) + ce_weight * cross-entropy, on answer tokens."
+            reverse: bool = False, answer_tokens: int = 0, answer_weight: float = 1.0) -> torch.Tensor:
+    """Stage 3 (and SFT with kl_weight 0): kl_weight * KL(teacher, student) + ce_weight * cross-entropy, on answer tokens;
+    the KL counts the last `answer_tokens` of each document `answer_weight` times (`answer_weights`)."""
     kw = dict(position_ids=batch["position_ids"], seq_idx=batch["seq_idx"])
     logits = student(batch["input_ids"], **kw).logits
     loss = 0.0
     if kl_weight:
         with torch.no_grad(): t = teacher(batch["input_ids"], **kw).logits
-        loss = loss + kl_weight * masked_kl(logits, t, batch["labels"], temperature, reverse)
+        w = answer_weights(batch["labels"], batch["seq_idx"], answer_tokens, answer_weight) if answer_tokens and answer_weight != 1 else None
+        loss = loss + kl_weight * masked_kl(logits, t, batch["labels"], temperature, reverse, w)
     if ce_weight:
         loss = loss + ce_weight * masked_ce(logits, batch["labels"])
     return loss
@@ -268,6 +285,8 @@ class Stage:
     ce_weight: float = 0.0
     temperature: float = 1.0
     reverse_kl: bool = False
+    answer_tokens: int = 0               # the KL's last `answer_tokens` per document count `answer_weight` times
+    answer_weight: float = 1.0
     checkpoint_every: int = 50
     seed: int = 0
 
@@ -278,13 +297,13 @@ class Stage:
         if self.trainable not in ("mixers", "all"): raise bad("trainable", "'mixers', 'all'")
         for k in ("steps", "micro_batch", "grad_accum", "checkpoint_every"):
             if not _is_int(getattr(self, k)) or getattr(self, k) < 1: raise bad(k, "an int >= 1")
-        for k in ("warmup", "seed"):
+        for k in ("warmup", "seed", "answer_tokens"):
             if not _is_int(getattr(self, k)) or getattr(self, k) < 0: raise bad(k, "an int >= 0")
         for k in ("lr", "temperature"):
             if not _is_real(getattr(self, k)) or getattr(self, k) <= 0: raise bad(k, "a finite number > 0")
         if not _is_real(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
             raise bad("min_lr_ratio", "a number in [0, 1]")
-        for k in ("weight_decay", "clip", "kl_weight", "ce_weight"):
+        for k in ("weight_decay", "clip", "kl_weight", "ce_weight", "answer_weight"):
             if not _is_real(getattr(self, k)) or getattr(self, k) < 0: raise bad(k, "a finite number >= 0")
         if not isinstance(self.reverse_kl, bool): raise bad("reverse_kl", "True or False")
         if self.loss == "kl" and self.kl_weight == 0 and self.ce_weight == 0: raise ValueError(f"Stage {self.name!r}: kl_weight and ce_weight both 0")
@@ -306,7 +325,8 @@ class Stage:
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
     def compute(self, student, teacher, batch):
-        if self.loss == "kl": return kl_loss(student, teacher, batch, self.kl_weight, self.ce_weight, self.temperature, self.reverse_kl)
+        if self.loss == "kl": return kl_loss(student, teacher, batch, self.kl_weight, self.ce_weight, self.temperature, self.reverse_kl,
+                                             self.answer_tokens, self.answer_weight)
         return _LOSSES[self.loss](student, teacher, batch)
 
     def parameters(self, student) -> list:

@@ -157,22 +157,22 @@ PRESETS = {
     "tiny": dict(device="cpu", teacher="train", task="arithmetic", slip=0.0, seed=0, n_train=800, n_eval=12, min_steps=1, max_steps=2, max_start=9, max_delta=5,
                  d_model=64, n_layers=4, n_heads=4, n_kv_heads=2, d_ff=192, seq_len=512, teacher_steps=150, teacher_lr=3e-3,
                  micro_batch=4, hybrid_attn_layers=[0], distill_stages=["hidden", "kl"], distill_steps={"hidden": 10, "kl": 20},
-                 distill_lr={"hidden": 3e-3, "kl": 1e-3}, distill_warmup={}, student_steps={}, student_init={}, n_samples=4, max_new_tokens=64, temperature=0.8,
+                 distill_lr={"hidden": 3e-3, "kl": 1e-3}, distill_warmup={}, kl_answer_tokens=8, kl_answer_weight=4.0, student_steps={}, student_init={}, n_samples=4, max_new_tokens=64, temperature=0.8,
                  top_p=0.95, batch_problems=12, n_budgets=12, dtype="float32", speed_batch=4, speed_lengths=[16, 32],
                  verifier="train", verifier_problems=24, verifier_samples=4, verifier_steps=20, verifier_lr=1e-4, verifier_batch=16),
     "mini": dict(device="cuda", teacher="train", task="walk", slip=0.7, seed=0, n_train=20000, n_eval=160, min_steps=64,
                  max_steps=64, max_start=99999, max_delta=99, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, d_ff=1152,
                  seq_len=1536, teacher_steps=900, teacher_lr=1e-3, micro_batch=16, hybrid_attn_layers=[3, 7],
                  distill_stages=["hidden", "kl"], distill_steps={"hidden": 100, "kl": 500}, distill_lr={"hidden": 1e-3, "kl": 1e-3},
-                 distill_warmup={"hidden": 0, "kl": 20}, student_steps={"llamba": {"kl": 800}},
+                 distill_warmup={"hidden": 0, "kl": 20}, kl_answer_tokens=32, kl_answer_weight=8.0, student_steps={"llamba": {"kl": 800}},
                  student_init={"llamba": "random", "hybrid": "attention"}, n_samples=32, max_new_tokens=1536, temperature=0.8,
                  top_p=0.95, batch_problems=32, n_budgets=24, dtype="bfloat16", speed_batch=1024, speed_lengths=[256, 512, 1024, 2048],
-                 verifier="train", verifier_problems=128, verifier_samples=8, verifier_steps=100, verifier_lr=1e-4, verifier_batch=32),
+                 verifier="train", verifier_problems=64, verifier_samples=8, verifier_steps=100, verifier_lr=1e-4, verifier_batch=32),
     "paper": dict(device="cuda", teacher="meta-llama/Llama-3.2-1B-Instruct", data="hub:nvidia/OpenMathInstruct-2:train_1M",
                   eval_data="gsm8k", seed=0, n_train=2_000_000, n_eval=500, seq_len=2048, micro_batch=4,
                   hybrid_attn_layers=[3, 7, 11, 15], distill_stages=["matrix", "hidden", "kl"],
                   distill_steps={"matrix": 2000, "hidden": 4000, "kl": 60000}, distill_lr={"matrix": 1e-4, "hidden": 1e-4, "kl": 1e-5},
-                  distill_warmup={"kl": 100}, student_steps={}, student_init={}, speed_batch=64, speed_lengths=[256, 512, 1024],
+                  distill_warmup={"kl": 100}, kl_answer_tokens=0, kl_answer_weight=1.0, student_steps={}, student_init={}, speed_batch=64, speed_lengths=[256, 512, 1024],
                   n_samples=64, max_new_tokens=1024, temperature=0.7, top_p=0.95, batch_problems=64, n_budgets=24, dtype="bfloat16",
                   verifier=None, verifier_problems=0, verifier_samples=0, verifier_steps=0, verifier_lr=0.0, verifier_batch=16),
     # the paper's own released students against their teacher, nothing trained: GSM8K here, MATH-500 with
@@ -221,6 +221,7 @@ SETTING_RULES = {
     "distill_stages": (f"a non-empty JSON list of distinct stages from {', '.join(STAGES)}",
                        lambda v: isinstance(v, list) and v and all(s in STAGES for s in v) and len(set(v)) == len(v)),
     "distill_steps": _stage_map(_int(1)), "distill_lr": _stage_map(_num(0, True)), "distill_warmup": _stage_map(_int(0)),
+    "kl_answer_tokens": _int(0), "kl_answer_weight": _num(0),
     "student_steps": (f"a JSON object {{student: {{stage: an int >= 1}}}} with students from {', '.join(STUDENTS)}, overriding distill_steps",
                       lambda v: isinstance(v, dict) and all(k in STUDENTS and _stage_map(_int(1))[1](x) for k, x in v.items())),
     "student_init": (f"a JSON object {{student: 'attention' or 'random'}} with students from {', '.join(STUDENTS)} (default 'attention')",
@@ -432,10 +433,12 @@ def train_verifier(teacher, tok, samples: list, questions: dict, cfg, out: Path)
 
 
 def verifier_scores(scorer, records: list, questions: dict) -> dict:
-    "{(problem_id, sample): reward} for every record, one scorer call per problem."
-    out = {}
-    for pid, rs in by_problem(records).items():
-        for r, s in zip(rs, scorer(questions[pid], [r["text"] for r in rs])): out[(pid, r["sample"])] = s
+    """{(problem_id, sample): reward} for every record, one scorer call per problem; on a GPU under bf16 autocast, as the
+    verifier trained (the weights stay fp32: a cast would round the RoPE frequencies too)."""
+    out, dev = {}, next(scorer.model.parameters()).device
+    with torch.autocast("cuda", torch.bfloat16, enabled=dev.type == "cuda"):
+        for pid, rs in by_problem(records).items():
+            for r, s in zip(rs, scorer(questions[pid], [r["text"] for r in rs])): out[(pid, r["sample"])] = s
     return out
 
 # %% ../nbs/10_reproduce.ipynb #d4e5f6a7
