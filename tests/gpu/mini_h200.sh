@@ -11,9 +11,16 @@ W=$PWD/runs/gpu; mkdir -p $W
 export PYTHONPATH=$PWD THINKFAST_GIT_COMMIT=$sha PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONUNBUFFERED=1
 export TRITON_CACHE_DIR=$W/triton TORCHINDUCTOR_CACHE_DIR=$W/inductor
 echo "setup $(( $(date +%s)-T0 ))s" | tee $OUT/$name.log
-# the reference SSD scan for training only (mamba-ssm's scan autotunes for minutes per process); sampling lifts it
+# the reference SSD scan for training and the prompts' prefill (mamba-ssm's scan autotunes for tens of seconds per shape)
 THINKFAST_REFERENCE=ssd_scan timeout ${LIMIT:-560} python3 -m thinkfast.cli reproduce --preset mini --out $W/$name "$@" 2>&1 | tee -a $OUT/$name.log
 echo "reproduce rc ${PIPESTATUS[0]} after $(( $(date +%s)-T0 ))s" | tee -a $OUT/$name.log
+# what each cell printed, from the notebook papermill saved after every cell (also when the limit stopped it)
+timeout 20 python3 -c "
+import json, re, sys
+for c in json.load(open(sys.argv[1]))['cells']:
+    for o in c.get('outputs', []):
+        if o.get('output_type') == 'stream': print(re.sub(r'[^\\n]*\\r', '', ''.join(o['text'])).rstrip())
+" $W/$name/reproduce.ipynb > $OUT/$name.cells.log 2>&1
 # summarised from its files either way (a run stopped before results.json: greedy, rates, budget curves; any walk
 # run: how the walks begin and go on, `walk`)
 timeout 30 python3 tests/gpu/summarise_run.py $W/$name $W/$name/summary.json > $OUT/$name.summary.log 2>&1
