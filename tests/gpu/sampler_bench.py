@@ -12,13 +12,13 @@ replays the same tokens, and writes everything to OUT.json.
 """
 import json
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
 
 from thinkfast import sampler
+from thinkfast.records import run_info
 from thinkfast.generate import SamplingParams, _sample_step, row_keys
 
 PEAK_BYTES_PER_S = 4.8e12
@@ -107,11 +107,6 @@ def bench_one(batch: int, name: str, sp: SamplingParams, repeats: int, flush: to
     return row
 
 
-def commit() -> str:
-    try: return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError): return "unknown"
-
-
 def main():
     if len(sys.argv) not in (2, 3): sys.exit(__doc__)
     path, repeats = sys.argv[1], int(sys.argv[2]) if len(sys.argv) == 3 else 50
@@ -119,8 +114,7 @@ def main():
     import triton
     flush = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
     rows = [bench_one(b, name, sp, repeats, flush) for b in BATCHES for name, sp in MODES.items()]
-    info = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
-                commit=commit(), repeats=repeats, block=sampler.BLOCK, num_warps=sampler.NUM_WARPS,
+    info = dict(run=run_info("cuda"), triton=triton.__version__, repeats=repeats, block=sampler.BLOCK, num_warps=sampler.NUM_WARPS,
                 peak_bytes_per_s=PEAK_BYTES_PER_S, results=rows)
     with open(path, "w") as f: json.dump(info, f, indent=1)
     print(f"wrote {path}")
