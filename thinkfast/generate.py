@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .layers import KVCache, MambaCache, fused
+from .layers import KVCache, MambaCache
 
 # %% auto #0
 __all__ = ['mul32', 'mix32', 'row_keys', 'gumbel', 'SamplingParams', 'filter_logits', 'sample', 'Engine', 'Generation',
@@ -108,7 +108,13 @@ def _copy_cache(dst: list, src: list, n: int, prompt_len: int):
 
 
 _MAX_EOS = 16
-_sample_step = fused(sample)      # on CUDA one kernel: the Gumbel noise never reaches memory
+def _sample_step(logits, keys, step, sp: SamplingParams):
+    """The engine's sampler: on CUDA (with triton) the Triton kernel of the sampler chapter, which reads the logits
+    once for greedy and temperature sampling; elsewhere its PyTorch reference. Both draw the tokens `sample`
+    defines, up to the rounding of 1/T and ties at a top-k or top-p boundary."""
+    from thinkfast import sampler            # built on this module's SamplingParams and gumbel: imported at use
+    if logits.is_cuda and sampler.triton is not None: return sampler.sample_tokens(logits, keys, step, sp)
+    return sampler.reference_sample(logits, keys, step, sp)
 
 
 @dataclass
@@ -266,7 +272,7 @@ class Engine:
 
         _sync(dev); t0 = time.perf_counter()
         last = self.prefill(ids, pad_p, dec.cache, n)
-        tok = sample(last, dec.keys, 0, sp)
+        tok = _sample_step(last, dec.keys, 0, sp)
         out = dec.out
         out[:, 0] = tok
         dec.finished.copy_((tok[:, None] == dec.eos).any(-1)); dec.tokens.copy_(tok)

@@ -21,7 +21,7 @@ except ImportError:
 
 BLOCK = 2048          # logits per loop iteration of a program: 8 per thread at 8 warps (16-byte bf16 loads)
 NUM_WARPS = 8
-_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+_DTYPES = (torch.bfloat16, torch.float16, torch.float32)   # the kernel's; the reference also takes float64
 
 # %% auto #0
 __all__ = ['BLOCK', 'NUM_WARPS', 'inverse_temperature', 'scaled_logits', 'topk_threshold', 'strictly_better_mass', 'kept_tokens',
@@ -75,13 +75,15 @@ def reference_sample(logits: torch.Tensor, keys: torch.Tensor, step, sp: Samplin
     return score.argmax(-1)
 
 
-def check_inputs(logits: torch.Tensor, keys: torch.Tensor, sp: SamplingParams):
-    "ValueErrors that name the value and what is allowed, for the arguments of both samplers."
-    if not isinstance(sp, SamplingParams): raise ValueError(f"sp={sp!r}; allowed: a SamplingParams")
+def check_inputs(logits: torch.Tensor, keys: torch.Tensor, sp: SamplingParams, kernel: bool = False):
+    "ValueErrors that name the value and what is allowed, for the arguments of both samplers (float64 for the reference only)."
+    if not all(hasattr(sp, k) for k in ("temperature", "top_p", "top_k")):     # a SamplingParams (checked when made)
+        raise ValueError(f"sp={sp!r}; allowed: a SamplingParams")
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or 0 in logits.shape:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"logits of shape {shape}; allowed: a 2-D tensor (rows, vocab), both sizes >= 1")
-    if logits.dtype not in _DTYPES: raise ValueError(f"logits of dtype {logits.dtype}; allowed: {_DTYPES}")
+    dtypes = _DTYPES if kernel else _DTYPES + (torch.float64,)
+    if logits.dtype not in dtypes: raise ValueError(f"logits of dtype {logits.dtype}; allowed: {dtypes}")
     if not isinstance(keys, torch.Tensor) or tuple(keys.shape) != logits.shape[:1]:
         shape = tuple(keys.shape) if isinstance(keys, torch.Tensor) else type(keys).__name__
         raise ValueError(f"keys of shape {shape}; allowed: ({logits.shape[0]},), one key per row of the logits")
@@ -286,7 +288,7 @@ def sample_tokens(logits: torch.Tensor, keys: torch.Tensor, step, sp: SamplingPa
     """Next token per row `(rows,)` int64 with the Triton kernel: the tokens of `reference_sample`. `step` is an int
     or a 0-d integer tensor on the logits' device (a tensor keeps a CUDA graph valid across steps). `block`: logits
     per loop iteration (a power of two >= 256; small ones let the CPU tests run several iterations cheaply)."""
-    check_inputs(logits, keys, sp)
+    check_inputs(logits, keys, sp, kernel=True)
     if not (isinstance(block, int) and block >= 256 and block & (block - 1) == 0):
         raise ValueError(f"block={block!r}; allowed: a power of two >= 256")
     if triton is None: raise RuntimeError("sample_tokens needs triton (CUDA installs have it); reference_sample "
