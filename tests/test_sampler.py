@@ -222,3 +222,32 @@ def test_kernel_bad_arguments():
     with pytest.raises(ValueError, match="block"): sample_tokens(x, keys, 0, SamplingParams(), block=100)
     with pytest.raises(ValueError, match="step"): sample_tokens(x, keys, torch.tensor([1, 2]), SamplingParams())
     with pytest.raises(ValueError, match="one key per row"): sample_tokens(x, keys[:1], 0, SamplingParams())
+
+
+@pytest.mark.parametrize("name", list(MODES))
+def test_nan_logits_count_as_minus_inf(name):
+    "A NaN logit is never drawn, in the kernel and in the reference alike (a broken model must not hang the step)."
+    sp = MODES[name]
+    x = logits_for(3, 700, 2.0, 12, torch.float32)
+    x[0, 5] = math.nan
+    x[1, ::2] = math.nan
+    x[2] = math.nan
+    x[2, 42] = 1.0
+    keys = keys_for(3, 4)
+    want = S.reference_sample(x, keys, 3, sp)
+    clean = S.reference_sample(x.nan_to_num(nan=-math.inf), keys, 3, sp)
+    assert torch.equal(want, clean) and want[2] == 42
+    assert not x[torch.arange(3), want].isnan().any()
+    if pytest.importorskip("triton", reason="kernel half needs triton") and not (torch.cuda.is_available() or
+                                                                                  os.environ.get("TRITON_INTERPRET") == "1"):
+        pytest.skip("no CUDA and no interpreter")
+    assert torch.equal(kernel()(x.bfloat16(), keys, 3, sp, block=256), ref(x.bfloat16(), keys, 3, sp))
+
+
+def test_top_p_that_rounds_to_zero_keeps_the_best_token():
+    "top_p = 1e-50 is 0 in fp32: both samplers keep the best token(s) and end (the kernel's re-race used to loop)."
+    sp = SamplingParams(1.0, top_p=1e-50)
+    x = logits_for(4, 500, 1.0, 13, torch.float32)
+    keys = keys_for(4, 2)
+    assert torch.equal(S.reference_sample(x, keys, 0, sp), x.argmax(-1))
+    assert torch.equal(kernel()(x, keys, 0, sp, block=256), x.argmax(-1))

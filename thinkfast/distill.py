@@ -168,7 +168,8 @@ def masked_ce(logits, labels) -> torch.Tensor:
 # %% ../nbs/05_distill.ipynb #97df81e7
 def answer_weights(labels, seq_idx, tokens: int, weight: float) -> torch.Tensor:
     """Per-position loss weights `(B, L-1)` aligned with `labels[:, 1:]`: `weight` on the last `tokens` labelled
-    positions of each document (`seq_idx` numbers the documents of a row, contiguously), 1 elsewhere."""
+    positions of each document (`seq_idx` numbers the documents of a row, contiguously), 1 elsewhere. A document
+    `pack` cut at `seq_len` has lost its answer: its weight falls on the last tokens it kept."""
     mask, doc = labels[:, 1:] != -100, seq_idx[:, 1:]
     after = mask.flip(1).cumsum(1).flip(1) - mask.long()                 # labelled positions after this one, to the row's end
     beyond = torch.full(doc.shape, labels.shape[1], dtype=after.dtype, device=after.device).scatter_reduce(1, doc, after, "amin")
@@ -303,8 +304,9 @@ class Stage:
             if not _is_real(getattr(self, k)) or getattr(self, k) <= 0: raise bad(k, "a finite number > 0")
         if not _is_real(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
             raise bad("min_lr_ratio", "a number in [0, 1]")
-        for k in ("weight_decay", "clip", "kl_weight", "ce_weight", "answer_weight"):
+        for k in ("weight_decay", "clip", "kl_weight", "ce_weight"):
             if not _is_real(getattr(self, k)) or getattr(self, k) < 0: raise bad(k, "a finite number >= 0")
+        if not _is_real(self.answer_weight) or self.answer_weight <= 0: raise bad("answer_weight", "a finite number > 0")
         if not isinstance(self.reverse_kl, bool): raise bad("reverse_kl", "True or False")
         if self.loss == "kl" and self.kl_weight == 0 and self.ce_weight == 0: raise ValueError(f"Stage {self.name!r}: kl_weight and ce_weight both 0")
 
@@ -835,10 +837,14 @@ def run_settings(student, teacher, data: dict, accelerator, extra: dict | None =
     return {**s, **(extra or {})}
 
 
+_ADDED = {"answer_tokens": 0, "answer_weight": 1.0}   # fields added after stages were recorded: left out at these
+                                                     # defaults, so that a folder written before them still resumes
+
+
 def stage_settings(stage: Stage, common: dict, after=()) -> dict:
     """The settings that define one stage's folder: its fields (not `checkpoint_every`), the run's `common` ones,
     and the names of the stages run before it (`after`)."""
-    own = {k: v for k, v in asdict(stage).items() if k != "checkpoint_every"}
+    own = {k: v for k, v in asdict(stage).items() if k != "checkpoint_every" and _ADDED.get(k, object()) != v}
     return {**own, **common, "after": list(after)}
 
 

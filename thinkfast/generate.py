@@ -109,11 +109,11 @@ def _copy_cache(dst: list, src: list, n: int, prompt_len: int):
 
 _MAX_EOS = 16
 def _sample_step(logits, keys, step, sp: SamplingParams):
-    """The engine's sampler: on CUDA (with triton) the Triton kernel of the sampler chapter, which reads the logits
-    once for greedy and temperature sampling; elsewhere its PyTorch reference. Both draw the tokens `sample`
-    defines, up to the rounding of 1/T and ties at a top-k or top-p boundary."""
+    """The engine's sampler: the Triton kernel of the sampler chapter where it runs (`kernel_ready`: CUDA, triton
+    >= 3.4, 16/32-bit logits), which reads the logits once for greedy and temperature sampling; its PyTorch reference
+    elsewhere. Both draw the tokens `sample` defines, up to the rounding of 1/T and ties at a filter's boundary."""
     from thinkfast import sampler            # built on this module's SamplingParams and gumbel: imported at use
-    if logits.is_cuda and sampler.triton is not None: return sampler.sample_tokens(logits, keys, step, sp)
+    if sampler.kernel_ready(logits): return sampler.sample_tokens(logits, keys, step, sp)
     return sampler.reference_sample(logits, keys, step, sp)
 
 

@@ -221,7 +221,7 @@ SETTING_RULES = {
     "distill_stages": (f"a non-empty JSON list of distinct stages from {', '.join(STAGES)}",
                        lambda v: isinstance(v, list) and v and all(s in STAGES for s in v) and len(set(v)) == len(v)),
     "distill_steps": _stage_map(_int(1)), "distill_lr": _stage_map(_num(0, True)), "distill_warmup": _stage_map(_int(0)),
-    "kl_answer_tokens": _int(0), "kl_answer_weight": _num(0),
+    "kl_answer_tokens": _int(0), "kl_answer_weight": _num(0, True),
     "student_steps": (f"a JSON object {{student: {{stage: an int >= 1}}}} with students from {', '.join(STUDENTS)}, overriding distill_steps",
                       lambda v: isinstance(v, dict) and all(k in STUDENTS and _stage_map(_int(1))[1](x) for k, x in v.items())),
     "student_init": (f"a JSON object {{student: 'attention' or 'random'}} with students from {', '.join(STUDENTS)} (default 'attention')",
@@ -434,7 +434,8 @@ def train_verifier(teacher, tok, samples: list, questions: dict, cfg, out: Path)
 
 def verifier_scores(scorer, records: list, questions: dict) -> dict:
     """{(problem_id, sample): reward} for every record, one scorer call per problem; on a GPU under bf16 autocast, as the
-    verifier trained (the weights stay fp32: a cast would round the RoPE frequencies too)."""
+    verifier trained (the weights stay fp32: a cast would round the RoPE frequencies too). Its one-logit head then
+    rounds to bf16 too: samples of a problem can tie, and best-of-N breaks ties by record order."""
     out, dev = {}, next(scorer.model.parameters()).device
     with torch.autocast("cuda", torch.bfloat16, enabled=dev.type == "cuda"):
         for pid, rs in by_problem(records).items():

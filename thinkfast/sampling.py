@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .generate import SamplingParams, encode_prompts, eos_ids, generate
+from .sampler import SAMPLER
 from .records import SettingsMismatch, atomic_write, check_output_file, check_settings, exclusive
 from .records import plain, remove_output, settings_diff
 from .scoring import cot_messages, coverage_curve, score_text
@@ -114,7 +115,7 @@ def _append(f, recs):
     os.fsync(f.fileno())
 
 # %% ../nbs/07_sampling.ipynb #433ee65e
-_OWN = ("model_id", "weights", "n", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "stop", "eos_token_id",
+_OWN = ("sampler", "model_id", "weights", "n", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "stop", "eos_token_id",
         "batch_problems", "problem_count", "problems", "shots", "prompts")
 
 
@@ -169,7 +170,7 @@ def sampling_settings(model, tokenizer, problems: list, prompts: list, n: int, m
     extra = dict(settings or {})
     clash = sorted(set(extra) & set(_OWN))
     if clash: raise ValueError(f"settings {clash} are the runner's own; pass them as arguments, or use other names")
-    return plain({**extra, "model_id": model_id, "weights": weights_fingerprint(model), "n": n,
+    return plain({**extra, "sampler": SAMPLER, "model_id": model_id, "weights": weights_fingerprint(model), "n": n,
                   "max_new_tokens": max_new_tokens, "temperature": float(temperature), "top_p": float(top_p),
                   "top_k": top_k, "seed": seed, "stop": list(stop), "eos_token_id": eos_ids(model, tokenizer),
                   "batch_problems": batch_problems, "problem_count": len(problems),

@@ -1,4 +1,5 @@
-"""The decode step's sampler on one GPU: `generate._sample_step` (torch.compile) against `sampler.sample_tokens`.
+"""The decode step's sampler on one GPU: `generate.sample` under torch.compile (the engine's sampler before the
+kernel) against `sampler.sample_tokens`.
 
     python tests/gpu/sampler_bench.py OUT.json [repeats]
 
@@ -19,9 +20,11 @@ import torch
 
 from thinkfast import sampler
 from thinkfast.records import run_info
-from thinkfast.generate import SamplingParams, _sample_step, row_keys
+from thinkfast.generate import SamplingParams, row_keys, sample
+from thinkfast.layers import fused
 
 PEAK_BYTES_PER_S = 4.8e12
+_COMPILED = fused(sample)   # the engine's sampler before the kernel: `sample` under torch.compile
 VOCAB = 128256
 BATCHES = (64, 256, 1024)
 MODES = {"greedy": SamplingParams(0.0), "temperature_0.8": SamplingParams(0.8),
@@ -83,7 +86,7 @@ def bench_one(batch: int, name: str, sp: SamplingParams, repeats: int, flush: to
     x, keys, step = make_inputs(batch)
     out = torch.empty(batch, dtype=torch.int64, device="cuda")
     new = lambda: sampler.sample_tokens(x, keys, step, sp, out=out)
-    old = lambda: _sample_step(x, keys, step, sp)
+    old = lambda: _COMPILED(x, keys, step, sp)
     got = new().clone()
     want = sampler.reference_sample(x, keys, step, sp)
     row = dict(batch=batch, mode=name, vocab=VOCAB, dtype="bfloat16", logits_bytes=x.numel() * x.element_size(),
