@@ -166,15 +166,20 @@ def masked_ce(logits, labels) -> torch.Tensor:
     return F.cross_entropy(_f32(logits[:, :-1].flatten(0, 1)), lab, ignore_index=-100)
 
 # %% ../nbs/05_distill.ipynb #97df81e7
-def answer_weights(labels, seq_idx, tokens: int, weight: float) -> torch.Tensor:
+def answer_weights(labels, seq_idx, tokens: int, weight: float, head_tokens: int = 0) -> torch.Tensor:
     """Per-position loss weights `(B, L-1)` aligned with `labels[:, 1:]`: `weight` on the last `tokens` labelled
-    positions of each document (`seq_idx` numbers the documents of a row, contiguously), 1 elsewhere. A document
-    `pack` cut at `seq_len` has lost its answer: its weight falls on the last tokens it kept."""
+    positions of each document (`seq_idx` numbers the documents of a row, contiguously) and on its first
+    `head_tokens`, 1 elsewhere. A document `pack` cut at `seq_len` has lost its answer: its weight falls on the last
+    tokens it kept."""
     mask, doc = labels[:, 1:] != -100, seq_idx[:, 1:]
-    after = mask.flip(1).cumsum(1).flip(1) - mask.long()                 # labelled positions after this one, to the row's end
-    beyond = torch.full(doc.shape, labels.shape[1], dtype=after.dtype, device=after.device).scatter_reduce(1, doc, after, "amin")
+    n = mask.long()
+    after = n.flip(1).cumsum(1).flip(1) - n                              # labelled positions after this one, to the row's end
+    beyond = torch.full_like(after, labels.shape[1]).scatter_reduce(1, doc, after, "amin")
     left = after - beyond.gather(1, doc)                                 # ... to the end of this position's document
-    return torch.where(mask & (left < tokens), float(weight), 1.0)
+    before = n.cumsum(1) - n                                             # labelled positions before this one, in the row
+    earlier = torch.full_like(before, labels.shape[1]).scatter_reduce(1, doc, before, "amin")
+    first = before - earlier.gather(1, doc)                              # ... since the start of its document
+    return torch.where(mask & ((left < tokens) | (first < head_tokens)), float(weight), 1.0)
 
 
 def masked_kl(student_logits, teacher_logits, labels, temperature: float = 1.0, reverse: bool = False,
@@ -240,15 +245,16 @@ def hidden_loss(student, teacher, batch) -> torch.Tensor:
 
 
 def kl_loss(student, teacher, batch, kl_weight: float = 1.0, ce_weight: float = 0.0, temperature: float = 1.0,
-            reverse: bool = False, answer_tokens: int = 0, answer_weight: float = 1.0) -> torch.Tensor:
+            reverse: bool = False, answer_tokens: int = 0, answer_weight: float = 1.0, head_tokens: int = 0) -> torch.Tensor:
     """Stage 3 (and SFT with kl_weight 0): kl_weight * KL(teacher, student) + ce_weight * cross-entropy, on answer tokens;
-    the KL counts the last `answer_tokens` of each document `answer_weight` times (`answer_weights`)."""
+    the KL counts the last `answer_tokens` and the first `head_tokens` of each document `answer_weight` times."""
     kw = dict(position_ids=batch["position_ids"], seq_idx=batch["seq_idx"])
     logits = student(batch["input_ids"], **kw).logits
     loss = 0.0
     if kl_weight:
         with torch.no_grad(): t = teacher(batch["input_ids"], **kw).logits
-        w = answer_weights(batch["labels"], batch["seq_idx"], answer_tokens, answer_weight) if answer_tokens and answer_weight != 1 else None
+        focus = (answer_tokens or head_tokens) and answer_weight != 1
+        w = answer_weights(batch["labels"], batch["seq_idx"], answer_tokens, answer_weight, head_tokens) if focus else None
         loss = loss + kl_weight * masked_kl(logits, t, batch["labels"], temperature, reverse, w)
     if ce_weight:
         loss = loss + ce_weight * masked_ce(logits, batch["labels"])
@@ -286,7 +292,8 @@ class Stage:
     ce_weight: float = 0.0
     temperature: float = 1.0
     reverse_kl: bool = False
-    answer_tokens: int = 0               # the KL's last `answer_tokens` per document count `answer_weight` times
+    answer_tokens: int = 0               # the KL's last `answer_tokens` per document count `answer_weight` times,
+    head_tokens: int = 0                 # and so do its first `head_tokens` (where a solution copies from its question)
     answer_weight: float = 1.0
     checkpoint_every: int = 50
     seed: int = 0
@@ -298,7 +305,7 @@ class Stage:
         if self.trainable not in ("mixers", "all"): raise bad("trainable", "'mixers', 'all'")
         for k in ("steps", "micro_batch", "grad_accum", "checkpoint_every"):
             if not _is_int(getattr(self, k)) or getattr(self, k) < 1: raise bad(k, "an int >= 1")
-        for k in ("warmup", "seed", "answer_tokens"):
+        for k in ("warmup", "seed", "answer_tokens", "head_tokens"):
             if not _is_int(getattr(self, k)) or getattr(self, k) < 0: raise bad(k, "an int >= 0")
         for k in ("lr", "temperature"):
             if not _is_real(getattr(self, k)) or getattr(self, k) <= 0: raise bad(k, "a finite number > 0")
@@ -328,7 +335,7 @@ class Stage:
 
     def compute(self, student, teacher, batch):
         if self.loss == "kl": return kl_loss(student, teacher, batch, self.kl_weight, self.ce_weight, self.temperature, self.reverse_kl,
-                                             self.answer_tokens, self.answer_weight)
+                                             self.answer_tokens, self.answer_weight, self.head_tokens)
         return _LOSSES[self.loss](student, teacher, batch)
 
     def parameters(self, student) -> list:
@@ -837,7 +844,7 @@ def run_settings(student, teacher, data: dict, accelerator, extra: dict | None =
     return {**s, **(extra or {})}
 
 
-_ADDED = {"answer_tokens": 0, "answer_weight": 1.0}   # fields added after stages were recorded: left out at these
+_ADDED = {"answer_tokens": 0, "head_tokens": 0, "answer_weight": 1.0}   # fields added after stages were recorded: left out at these
                                                      # defaults, so that a folder written before them still resumes
 
 
