@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.resources
 import json
 import math
@@ -228,8 +229,10 @@ def extract_answer(text: str) -> str | None:
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_answer(ans: str | None) -> str | None:
-    "A canonical string for grouping equal answers (not a proof of equality: that is `is_equiv`)."
+    """A canonical string for grouping equal answers (not a proof of equality: that is `is_equiv`). Cached: the budget
+    curves vote over the same answers at every budget and resample."""
     if ans is None: return None
     s = _unify_minus(ans).strip()
     s = re.sub(r"\\text\{\s*([^{}]*)\}", r"\1", s)
