@@ -165,20 +165,7 @@ def fused_step_reference(mixer, zxbcdt, conv_state, ssm_state):
 
 # %% ../nbs/13_mamba_step.ipynb #a6ccd5d7
 if triton is not None:
-    if os.environ.get("TRITON_INTERPRET", "0") == "1":
-        @triton.jit
-        def _ln(x): return tl.log(x)              # the interpreter has no libdevice: NumPy's log
-
-        @triton.jit
-        def _exp(x): return tl.exp(x)
-    else:
-        from triton.language.extra import libdevice
-
-        @triton.jit
-        def _ln(x): return libdevice.log(x)       # logf and expf, as PyTorch's CUDA ops (tl.exp and tl.log may be
-                                                  # approximations)
-        @triton.jit
-        def _exp(x): return libdevice.exp(x)
+    from thinkfast.sampler import precise_exp as _exp, precise_log as _ln      # libdevice on a GPU, NumPy interpreted
 
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         @triton.jit

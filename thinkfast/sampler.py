@@ -109,18 +109,18 @@ def reads_per_row(sp: SamplingParams, vocab: int, dtype=torch.bfloat16, rejectio
 if triton is not None:
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         @triton.jit
-        def _ln(x): return tl.log(x)              # the interpreter has no libdevice: NumPy's log
+        def precise_log(x): return tl.log(x)      # the interpreter has no libdevice: NumPy's log
 
         @triton.jit
-        def _exp(x): return tl.exp(x)
+        def precise_exp(x): return tl.exp(x)
     else:
         from triton.language.extra import libdevice
 
         @triton.jit
-        def _ln(x): return libdevice.log(x)       # logf, as PyTorch's CUDA log (tl.log may be an approximation)
-
+        def precise_log(x): return libdevice.log(x)   # logf and expf, as PyTorch's CUDA log and exp (tl.log and tl.exp
+                                                      # may be approximations); chapter 13's kernel uses them too
         @triton.jit
-        def _exp(x): return libdevice.exp(x)
+        def precise_exp(x): return libdevice.exp(x)
 
     @triton.jit
     def _no_nan(x):
@@ -148,7 +148,7 @@ if triton is not None:
         "Standard Gumbel noise of tokens `idx`: 24 bits of mix32(seed ^ idx * 0x85EBCA6B), as in `generate.gumbel`."
         h = _lowbias32(seed ^ (idx.to(tl.uint32) * 0x85EBCA6B))
         u = ((h >> 8).to(tl.float32) + 0.5) * (1.0 / 16777216.0)
-        return -_ln(-_ln(u))
+        return -precise_log(-precise_log(u))
 
     @triton.jit
     def _order_key(raw, KEY_BITS: tl.constexpr):
@@ -260,7 +260,7 @@ if triton is not None:
             idx = start + lane
             valid = idx < V
             y = _no_nan(tl.load(Xr + idx, mask=valid, other=0.0)).to(tl.float32) * inv_t
-            e = tl.where(valid, _exp(y - m), 0.0)
+            e = tl.where(valid, precise_exp(y - m), 0.0)
             z += tl.where(y >= at_least, e, 0.0)
             better += tl.where(y > value, e, 0.0)
         return tl.sum(z, 0), tl.sum(better, 0)

@@ -16,8 +16,8 @@ or two, conv state exact) at every warp count, and the kernel's distance from to
 mamba-ssm rounds differently). Writes OUT.json after every point; exits 1 if a check failed.
 """
 import json
-import statistics
 import sys
+from pathlib import Path
 
 import torch
 
@@ -25,6 +25,9 @@ from thinkfast import mamba_step as MS
 from thinkfast.layers import LlambaMixer, MambaCache, MambaInLlamaMixer, mamba2_init
 from thinkfast.records import run_info
 from thinkfast.ssd import rel_err
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sampler_bench import time_cold, time_hot    # noqa: E402  (the same timings as the sampler's bench)
 
 PEAK_BYTES_PER_S = 4.8e12
 BATCHES = (64, 256, 1024)
@@ -66,32 +69,6 @@ def inputs(m, batch: int, steps: int, seed: int = 2) -> list:
     g = torch.Generator(device="cuda").manual_seed(seed)
     n = m.in_proj.out_features
     return [torch.randn(batch, n, device="cuda", generator=g).bfloat16() for _ in range(steps)]
-
-
-def time_hot(fn, repeats: int) -> float:
-    "Mean microseconds per call, calls back to back after a warm-up."
-    for _ in range(5): fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(repeats): fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) * 1000 / repeats
-
-
-def time_cold(fn, repeats: int, flush: torch.Tensor) -> float:
-    "Median microseconds per call, the L2 flushed (a 256 MiB write) before each call."
-    times = []
-    for _ in range(repeats):
-        flush.zero_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) * 1000)
-    return statistics.median(times)
 
 
 def graphed(fn):

@@ -12,13 +12,13 @@ sampler differs, which it may by one ulp of x / T against x * fp32(1/T)), checks
 replays the same tokens, and writes everything to OUT.json.
 """
 import json
-import statistics
 import sys
 import time
 
 import torch
 
 from thinkfast import sampler
+from thinkfast.bench import time_fn
 from thinkfast.records import run_info
 from thinkfast.generate import SamplingParams, row_keys, sample
 from thinkfast.layers import fused
@@ -42,29 +42,13 @@ def make_inputs(batch: int, seed: int = 0):
 
 
 def time_hot(fn, repeats: int) -> float:
-    "Mean microseconds per call, calls back to back after a warm-up."
-    for _ in range(5): fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(repeats): fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) * 1000 / repeats
+    "Microseconds per call, `repeats` calls back to back after five untimed ones (`bench.time_fn`)."
+    return 1e6 * time_fn(fn, "cuda", repeats=1, warmup=5, inner=repeats)
 
 
 def time_cold(fn, repeats: int, flush: torch.Tensor) -> float:
-    "Median microseconds per call, the L2 flushed (a 256 MiB write) before each call."
-    times = []
-    for _ in range(repeats):
-        flush.zero_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) * 1000)
-    return statistics.median(times)
+    "Median microseconds per call, the L2 flushed (a 256 MiB write) before each (`bench.time_fn`'s setup)."
+    return 1e6 * time_fn(fn, "cuda", repeats=repeats, warmup=1, setup=flush.zero_)
 
 
 def graph_replays_same(x, keys, step, sp, want) -> bool:
