@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .layers import NORM_EPS, LlambaMixer, MambaInLlamaMixer, _llamba_out, decay_rates, gated_rms_norm
-from .ssd import causal_conv1d_step, compute_dtype, ssd_update
+from .ssd import causal_conv1d_step, causal_conv1d_step_ref, compute_dtype, ssd_update
 
 try:
     import triton
@@ -112,13 +112,9 @@ def chain_step(mixer, zxbcdt, conv_state, ssm_state):
 
 
 def _conv_reference(mixer, lay, zxbcdt, conv_state, cd):
-    "All conv channels for one token, conv_state rolled in place; the output rounded to the activation dtype."
+    "All conv channels for one token (`causal_conv1d_step_ref`, conv_state rolled in place), in the compute dtype."
     xBC = zxbcdt[:, lay.xbc_off:lay.xbc_off + mixer.conv_dim]
-    window = torch.cat([conv_state.to(cd), xBC.to(cd)[..., None]], dim=-1)             # (b, conv_dim, d_conv)
-    out = (window * mixer.conv_weight.to(cd)).sum(-1) + mixer.conv_bias.to(cd)
-    if lay.conv_silu: out = F.silu(out)
-    conv_state.copy_(window[..., 1:])
-    return out.to(zxbcdt.dtype).to(cd)
+    return causal_conv1d_step_ref(conv_state, xBC, mixer.conv_weight, mixer.conv_bias, mixer.conv_activation).to(cd)
 
 
 def _gate_reference(mixer, lay, y, x, z, cd, act_dtype):

@@ -292,11 +292,13 @@ if triton is not None:
         tl.store(Out + row, tok.to(tl.int64))
 
 # %% ../nbs/12_sampler.ipynb #e558f5bf
+_TRITON_OK = triton is not None and tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 4)   # read once
+
+
 def kernel_ready(logits: torch.Tensor) -> bool:
     """Whether `sample_tokens` runs for these logits: on CUDA, with triton 3.4 or later (`tl.histogram` with a mask)
     and logits in one of the kernel's dtypes. The engine uses `reference_sample` otherwise."""
-    if triton is None or not logits.is_cuda or logits.dtype not in _DTYPES: return False
-    return tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 4)
+    return _TRITON_OK and logits.is_cuda and logits.dtype in _DTYPES
 
 
 def sample_tokens(logits: torch.Tensor, keys: torch.Tensor, step, sp: SamplingParams,
