@@ -28,13 +28,19 @@ from thinkfast.reproduce import (accelerator_for, held_out_problems, make_tokeni
 from thinkfast.sampling import read_samples, sample_problems
 from thinkfast.students import from_llama, to_llama
 
-BASE = dict(seed=1, init="random", hidden=100, kl=800, lr=1e-3, micro_batch=16)
+BASE = dict(seed=1, init="random", hidden=100, kl=800, lr=1e-3, micro_batch=16, answer_weight=8.0)
 VARIANTS = {
+    # run on 2026-12-03 (results/llamba_copy_h200): five at once ran at a third of one's speed each
     "base-s1": dict(BASE),
     "base-s2": dict(BASE, seed=2),
     "attn-s1": dict(BASE, init="attention"),
     "attn-s2": dict(BASE, init="attention", seed=2),
     "hidden400-s1": dict(BASE, hidden=400),
+    # remedies for the 0.06 plateau (the copy into the answer line never learned), not run yet
+    "base-s0": dict(BASE, seed=0),
+    "w32-s0": dict(BASE, seed=0, answer_weight=32.0),
+    "lr2e3-s0": dict(BASE, seed=0, lr=2e-3),
+    "kl1200-s0": dict(BASE, seed=0, kl=1200),
 }
 _LAST = re.compile(r"\d+: \d+\+\d+=(\d+)\s*\n[^\n]*\\boxed\{(\d+)\}")
 
@@ -87,9 +93,10 @@ def student(w: Path, name: str):
     common = dict(lr=v["lr"], micro_batch=v["micro_batch"], checkpoint_every=10 ** 6, seed=v["seed"])
     plan = [replace(STAGES["hidden"], steps=v["hidden"], warmup=0, **common),
             replace(STAGES["kl"], steps=v["kl"], warmup=20, answer_tokens=cfg["kl_answer_tokens"], head_tokens=cfg["kl_head_tokens"],
-                    answer_weight=cfg["kl_answer_weight"], **common)]
+                    answer_weight=v["answer_weight"], **common)]
     m = distill(s, teacher, data, plan, d / "distill", accelerator_for(cfg), progress=False)
-    res = dict(variant=v, distill_s=time.perf_counter() - t0, loss={k: (x[0]["loss"], x[-1]["loss"]) for k, x in m.items()})
+    res = dict(variant=v, distill_s=time.perf_counter() - t0, loss={k: (x[0]["loss"], x[-1]["loss"]) for k, x in m.items()},
+               curves={k: dict(step=[r["step"] for r in x][::10], loss=[round(r["loss"], 5) for r in x][::10]) for k, x in m.items()})
     res["greedy"] = greedy(s, tok, ev, d / "greedy.jsonl")
     (w / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
     print(name, json.dumps(res["greedy"]), flush=True)
@@ -100,11 +107,15 @@ def collect(w: Path, out: str):
     for name in VARIANTS:
         f = w / f"{name}.json"
         if f.exists(): res["variants"][name] = json.loads(f.read_text()); continue
-        last = {}                                               # stopped: how far its stages got
+        if not (w / name).exists(): continue                    # not started in this run
+        last, curves = {}, {}                                   # stopped: how far its stages got
         for st in ("hidden", "kl"):
             mf = w / name / "distill" / st / "metrics.jsonl"
-            if mf.exists() and mf.read_text().strip(): last[st] = json.loads(mf.read_text().strip().splitlines()[-1])
-        res["variants"][name] = dict(variant=VARIANTS[name], stopped=True, last=last)
+            rows = [json.loads(l) for l in mf.read_text().splitlines() if l.strip()] if mf.exists() else []
+            if rows:
+                last[st] = rows[-1]
+                curves[st] = dict(step=[r["step"] for r in rows][::10], loss=[round(r["loss"], 5) for r in rows][::10])
+        res["variants"][name] = dict(variant=VARIANTS[name], stopped=True, last=last, curves=curves)
     Path(out).write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: v.get("greedy", v.get("last")) for k, v in res["variants"].items()}, indent=1))
 
