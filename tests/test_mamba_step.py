@@ -301,3 +301,65 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
     if r.returncode and any(w in r.stderr for w in ("ptxas", "GPUTarget", "triton.backends")):
         pytest.skip(f"no CUDA compiler toolchain in this triton: {r.stderr.strip().splitlines()[-1][:200]}")
     assert r.returncode == 0 and "compiled" in r.stdout, r.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------------------ in the models
+
+def _model(step_kernel: bool, dtype=F32):
+    from thinkfast.students import ThinkfastConfig, ThinkfastForCausalLM
+    torch.manual_seed(0)
+    cfg = ThinkfastConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=4,
+                          num_key_value_heads=2, head_dim=4, llamba_headdim=6, llamba_d_state=5,
+                          layer_mixers=["llamba", "mambainllama", "attention"], mamba_step_kernel=step_kernel)
+    return ThinkfastForCausalLM(cfg).to(DEVICE, dtype).eval()
+
+
+def test_config_sets_the_mixers_step():
+    on, off = _model(True), _model(False)
+    assert [l.mixer.step_kernel for l in on.model.layers[:2]] == [MS.fast_step] * 2
+    assert [l.mixer.step_kernel for l in off.model.layers[:2]] == [None, None]
+    assert not hasattr(on.model.layers[2].mixer, "step_kernel")               # attention has no such step
+    off.use_mamba_step_kernel(True)
+    assert off.config.mamba_step_kernel is True and off.model.layers[1].mixer.step_kernel is MS.fast_step
+    with pytest.raises(ValueError, match="mamba_step_kernel='yes'; allowed: True or False"):
+        from thinkfast.students import ThinkfastConfig
+        ThinkfastConfig(num_hidden_layers=1, mamba_step_kernel="yes")
+    with pytest.raises(ValueError, match="on=1; allowed"): off.use_mamba_step_kernel(1)
+
+
+def test_kernel_ready_only_on_cuda_without_grad():
+    m = make_mixer("llamba_plain")
+    c = make_cache(m, 2, F32, F32)
+    zx = torch.zeros(2, m.in_proj.out_features, device=DEVICE)
+    assert MS.kernel_ready(m, zx, c) == (DEVICE == "cuda" and MS.triton is not None)
+    with torch.enable_grad():
+        assert not MS.kernel_ready(m, zx.requires_grad_(), c)
+    assert not MS.kernel_ready(make_mixer("llamba_plain", dtype=torch.float64), zx.double(),
+                               make_cache(make_mixer("llamba_plain", dtype=torch.float64), 2, torch.float64, torch.float64))
+
+
+def test_model_decodes_through_the_kernel_as_through_the_chain():
+    "Three decoding steps of a Llamba + MambaInLlama + attention model, every Mamba step in the kernel, against chains."
+    kernel()
+    forced = lambda m, zx, cache: MS.fused_step(m, zx, cache.conv_state, cache.ssm_state)
+    a, b = _model(False), _model(False)
+    for l in a.model.layers[:2]: l.mixer.step_kernel = forced
+    ca, cb = a.allocate_cache(3, 8), b.allocate_cache(3, 8)
+    with torch.no_grad():
+        for t in range(3):
+            ids = torch.randint(0, 50, (3,), device=DEVICE)
+            close(a.step(ids, ca, torch.tensor(t, device=DEVICE)), b.step(ids, cb, torch.tensor(t, device=DEVICE)), F32, f"step {t}")
+    assert torch.equal(ca[0].conv_state, cb[0].conv_state)    # the first layer's inputs are the same; later ones differ by ulps
+    for x, y in zip(ca[:2], cb[:2]):
+        close(x.conv_state, y.conv_state, F32, "conv_state")
+        close(x.ssm_state, y.ssm_state, F32, "ssm_state")
+
+
+def test_engine_keeps_a_decoder_per_step_path():
+    from thinkfast.generate import Engine
+    m = _model(True)
+    eng = Engine(m, keep=2)
+    d1 = eng.decoder(2, 16)
+    m.use_mamba_step_kernel(False)
+    d2 = eng.decoder(2, 16)
+    assert d1 is not d2 and eng.decoder(2, 16) is d2

@@ -320,8 +320,12 @@ def _rows(sizes: list, name: str):
 
 
 class _MambaBase(nn.Module):
-    "Shared parts of the Mamba mixers: the conv, caches, Mamba-2's initialisation and the shapes attention maps onto."
+    """Shared parts of the Mamba mixers: the conv, caches, Mamba-2's initialisation, the shapes attention maps onto,
+    and the decoding step: `in_proj`, then `gated_step` (everything up to out_proj, as a chain of PyTorch ops and
+    CUDA kernels) or, where set, `step_kernel(mixer, zxbcdt, cache)` in its place, then `out_proj`. The model sets
+    `step_kernel` from its config (the one-kernel step of [the Mamba step chapter](13_mamba_step.ipynb))."""
     conv_activation = "silu"
+    step_kernel = None        # None: gated_step; else a function (mixer, zxbcdt, cache) -> gated_step's result
 
     def __init__(self, d_model, nheads, headdim, d_state, conv_dim, d_conv=4, chunk_size=256):
         super().__init__()
@@ -350,6 +354,12 @@ class _MambaBase(nn.Module):
             return (f"mixer (nheads={self.nheads}, headdim={self.headdim}, d_state={self.d_state}) cannot take attention "
                     f"with n_heads={attn.n_heads}, head_dim={attn.hd}: needs nheads = n_heads and headdim = d_state = head_dim")
         return None
+
+    def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
+        "One token `(batch, d_model)`: the cache updated in place, the output `(batch, d_model)`."
+        zxbcdt = self.in_proj(u)
+        kernel = self.step_kernel
+        return self.out_proj(self.gated_step(zxbcdt, cache) if kernel is None else kernel(self, zxbcdt, cache))
 
     def allocate_cache(self, batch, max_len, dtype, device, ssm_state_dtype=torch.float32):
         return MambaCache(torch.zeros(batch, self.conv_dim, self.d_conv - 1, dtype=dtype, device=device),
@@ -434,10 +444,12 @@ class MambaInLlamaMixer(_MambaBase):
         if cache is not None: out, final = out; cache.ssm_state.copy_(final)
         return self._out(out, z)
 
-    def _out(self, y, z):
-        "out_proj of y `(..., nheads, headdim)`, already gated, or gated and normalised here (`norm=True`)."
+    def _gated(self, y, z):
+        "y `(..., nheads, headdim)`, already gated, or gated and normalised here (`norm=True`), heads flattened."
         if self.norm_weight is not None: y = gated_rms_norm(y, z, self.norm_weight, NORM_EPS)
-        return self.out_proj(y.flatten(-2))
+        return y.flatten(-2)
+
+    def _out(self, y, z): return self.out_proj(self._gated(y, z))
 
     def mixing_matrix(self, u, rope=None, seq_idx=None):
         "The SSD matrix M `(batch, nheads, l, l)` with y = M x per head (before D and the gate): the counterpart of attention's."
@@ -445,14 +457,15 @@ class MambaInLlamaMixer(_MambaBase):
         x, B, C = self._heads(self._conv(xBC, None, seq_idx))
         return ssd_matrix(dt, decay_rates(self.A_log), B, C, dt_bias=self.dt_bias, dt_softplus=True, seq_idx=seq_idx)
 
-    def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
-        z, xBC, dt = self._split(self.in_proj(u))
+    def gated_step(self, zxbcdt, cache: MambaCache):
+        "A token's in_proj output `(batch, in_dim)` to the gated output `(batch, nheads * headdim)`: conv, SSM, gate."
+        z, xBC, dt = self._split(zxbcdt)
         x, B, C = self._heads(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight, self.conv_bias,
                                                  self.conv_activation))
         z = z.unflatten(-1, (self.nheads, self.headdim))
         y = ssd_update(cache.ssm_state, x, dt, decay_rates(self.A_log), B, C, D=self.D,
                        z=z if self.norm_weight is None else None, dt_bias=self.dt_bias, dt_softplus=True)
-        return self._out(y, z)
+        return self._gated(y, z)
 
 # %% ../nbs/01_layers.ipynb #b70e2062
 @torch.no_grad()
@@ -552,11 +565,12 @@ class LlambaMixer(_MambaBase):
         M = ssd_matrix(dt, self.A, B, C, seq_idx=seq_idx)
         return M / dt.transpose(1, 2)[:, :, None, :].to(M.dtype)
 
-    def step(self, u, rope, cache: MambaCache, pos=None, pad=None, kv_len=None):
-        xBC, z, a = self._split(self.in_proj(u))
+    def gated_step(self, zxbcdt, cache: MambaCache):
+        "A token's in_proj output `(batch, in_dim)` to the gated output `(batch, nheads * headdim)`: conv, SSM, gate."
+        xBC, z, a = self._split(zxbcdt)
         x, xs, dt, B, C = self._ssm_inputs(causal_conv1d_step(cache.conv_state, xBC, self.conv_weight,
                                                               self.conv_bias, self.conv_activation), a)
-        return self._out(ssd_update(cache.ssm_state, xs, dt, self.A, B, C), x, z)
+        return _llamba_out(ssd_update(cache.ssm_state, xs, dt, self.A, B, C), x, z, self.D, self.z_bias).flatten(-2)
 
 # %% ../nbs/01_layers.ipynb #7818807d
 def selective_scan_ref(x, dt, A, B, C, D=None, z=None, dt_bias=None, initial_state=None, return_final_state=False):

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from .layers import NORM_EPS, LlambaMixer, MambaInLlamaMixer, _llamba_out, decay_rates, gated_rms_norm
-from .ssd import causal_conv1d_step, causal_conv1d_step_ref, compute_dtype, ssd_update
+from .layers import NORM_EPS, LlambaMixer, MambaCache, MambaInLlamaMixer, decay_rates
+from .ssd import causal_conv1d_step_ref, compute_dtype
 
 try:
     import triton
@@ -26,7 +26,7 @@ _REFERENCE_DTYPES = KERNEL_DTYPES + (torch.float64,)
 
 # %% auto #0
 __all__ = ['KERNEL_DTYPES', 'step_layout', 'head_channels', 'check_step_inputs', 'chain_step', 'fused_step_reference',
-           'default_num_warps', 'fused_step', 'step_bytes']
+           'default_num_warps', 'fused_step', 'step_bytes', 'kernel_ready', 'fast_step']
 
 # %% ../nbs/13_mamba_step.ipynb #d071f9e5
 def step_layout(mixer) -> SimpleNamespace:
@@ -91,24 +91,10 @@ def check_step_inputs(mixer, zxbcdt, conv_state, ssm_state, kernel: bool = False
 # %% ../nbs/13_mamba_step.ipynb #5d5054f3
 @torch.no_grad()
 def chain_step(mixer, zxbcdt, conv_state, ssm_state):
-    """Today's decode step minus in_proj and out_proj, through the same dispatchers as `mixer.step` (the CUDA
-    kernels on a GPU): `mixer.out_proj(chain_step(...))` is `mixer.step`'s output. Returns `(batch, nheads*headdim)`."""
+    """The mixer's own chain minus in_proj and out_proj (`mixer.gated_step`: the conv, the state update and the gate,
+    on a GPU through causal-conv1d's and mamba-ssm's kernels) on loose states. Returns `(batch, nheads*headdim)`."""
     check_step_inputs(mixer, zxbcdt, conv_state, ssm_state)
-    act = mixer.conv_activation
-    if isinstance(mixer, LlambaMixer):
-        xBC, z, a = mixer._split(zxbcdt)
-        conv = causal_conv1d_step(conv_state, xBC, mixer.conv_weight, mixer.conv_bias, act)
-        x, xs, dt, B, C = mixer._ssm_inputs(conv, a)
-        y = ssd_update(ssm_state, xs, dt, mixer.A, B, C)
-        return _llamba_out(y, x, z, mixer.D, mixer.z_bias).flatten(-2)
-    z, xBC, dt = mixer._split(zxbcdt)
-    x, B, C = mixer._heads(causal_conv1d_step(conv_state, xBC, mixer.conv_weight, mixer.conv_bias, act))
-    z = z.unflatten(-1, (mixer.nheads, mixer.headdim))
-    norm = mixer.norm_weight is not None
-    y = ssd_update(ssm_state, x, dt, decay_rates(mixer.A_log), B, C, D=mixer.D, z=None if norm else z,
-                   dt_bias=mixer.dt_bias, dt_softplus=True)
-    if norm: y = gated_rms_norm(y, z, mixer.norm_weight, NORM_EPS)
-    return y.flatten(-2)
+    return mixer.gated_step(zxbcdt, MambaCache(conv_state, ssm_state))
 
 
 def _conv_reference(mixer, lay, zxbcdt, conv_state, cd):
@@ -310,10 +296,11 @@ if triton is not None:
 
 # %% ../nbs/13_mamba_step.ipynb #95dbc0e0
 def default_num_warps(PP: int, NP: int) -> int:
-    """Warps for a (padded) state tile PP x NP: one per 512 entries, 4 to 16. ptxas for sm_90a (no GPU needed) gives
-    64 x 64 at 8 warps 111 registers a thread for Llamba (170 for MambaInLlama's groups of 4 heads) and no spills;
-    at 4 warps 188-254 registers; 128 x 128 spills at 4 warps, 128 registers at 16. To be tuned on the GPU."""
-    return max(4, min(16, PP * NP // 512))
+    """Warps for a (padded) state tile PP x NP: one per 1,024 entries, 4 to 16. On one H200 (the bench at the end
+    of the chapter) 4 warps ran every 64 x 64 shape fastest or within 8% of 8 warps, and 8 warps up to 1.8x slower
+    (MambaInLlama with its norm at batch 1,024). ptxas for sm_90a gives 64 x 64 at 4 warps 188-254 registers a
+    thread, no spills; 128 x 128 spills at 4 warps and takes 128 registers at 16."""
+    return max(4, min(16, PP * NP // 1024))
 
 
 def fused_step(mixer, zxbcdt, conv_state, ssm_state, out=None, num_warps: int | None = None):
@@ -366,3 +353,16 @@ def step_bytes(mixer, batch: int, act_dtype=torch.bfloat16, state_dtype=torch.fl
            "inputs": batch * mixer.in_proj.out_features * a, "output": batch * H * P * a, "parameters": params}
     out["total"] = sum(out.values())
     return out
+
+# %% ../nbs/13_mamba_step.ipynb #7a1c0e02
+def kernel_ready(mixer, zxbcdt, cache) -> bool:
+    "Whether `fused_step` runs this step (see the section's text); else the mixer's chain does."
+    return (triton is not None and zxbcdt.is_cuda and isinstance(mixer, (LlambaMixer, MambaInLlamaMixer))
+            and 2 <= mixer.d_conv <= 4 and zxbcdt.dtype in KERNEL_DTYPES and cache.ssm_state.dtype in KERNEL_DTYPES
+            and cache.conv_state.dtype in KERNEL_DTYPES and not (torch.is_grad_enabled() and zxbcdt.requires_grad))
+
+
+def fast_step(mixer, zxbcdt, cache):
+    "A Mamba-2 mixer's decode step between its projections: `fused_step` where `kernel_ready`, else `mixer.gated_step`."
+    if kernel_ready(mixer, zxbcdt, cache): return fused_step(mixer, zxbcdt, cache.conv_state, cache.ssm_state)
+    return mixer.gated_step(zxbcdt, cache)
