@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from .generate import Engine, SamplingParams
-from .layers import KVCache, MambaCache
 from .students import ThinkfastConfig, ThinkfastForCausalLM, count_parameters, preset_config
 
 # %% auto #0
@@ -81,12 +80,8 @@ def decode_cost(config: ThinkfastConfig, batch: int, ctx: int, dtype=torch.bfloa
     kv = state = 0
     flops = 2 * batch * matmul_params
     for layer, x in zip(model.model.layers, cache):
-        if isinstance(x, KVCache):
-            kv += x.k.numel() * x.k.element_size() + x.v.numel() * x.v.element_size()        # read up to ctx
-            flops += 4 * batch * layer.mixer.n_heads * layer.mixer.hd * ctx
-        else:
-            state += 2 * (x.conv_state.numel() * x.conv_state.element_size() + x.ssm_state.numel() * x.ssm_state.element_size())
-            flops += 6 * x.ssm_state.numel()
+        cost = layer.mixer.decode_cost(x, ctx)                                # each layer's own cache, read up to ctx
+        kv, state, flops = kv + cost["kv_bytes"], state + cost["state_bytes"], flops + cost["flops"]
     return dict(weight_bytes=weights, kv_bytes=kv, state_bytes=state, bytes=weights + kv + state, flops=flops)
 
 

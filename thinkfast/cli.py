@@ -22,7 +22,8 @@ from .records import OutputInUse, check_output_file, check_settings, exclusive, 
 
 # %% auto #0
 __all__ = ['EXAMPLES', 'ssd_check', 'check_model_ref', 'check_writable', 'load_for_sampling', 'sample_command', 'parse_data_spec',
-           'load_pairs', 'distill_command', 'reproduce_command', 'RunFailed', 'main']
+           'load_pairs', 'distill_command', 'kernel_settings', 'apply_kernel_settings', 'reproduce_command',
+           'RunFailed', 'main']
 
 # %% ../nbs/90_cli.ipynb #c1a37c3d
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -266,6 +267,28 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
     return rec
 
 # %% ../nbs/90_cli.ipynb #4e9c0d11
+def kernel_settings(environ=None) -> dict:
+    """The kernel choices a command starts with, from the environment (`os.environ` by default): `THINKFAST_REFERENCE`
+    (operations sent to the PyTorch reference, comma-separated names of `ssd.use_reference`), `THINKFAST_COMPILE` and
+    `THINKFAST_DECODE_KERNEL` (0 turns either off; `layers.set_kernel_options`)."""
+    env = os.environ if environ is None else environ
+    return dict(reference_ops=sorted(n.strip() for n in env.get("THINKFAST_REFERENCE", "").split(",") if n.strip()),
+                compile=env.get("THINKFAST_COMPILE", "1") != "0", decode_kernel=env.get("THINKFAST_DECODE_KERNEL", "1") != "0")
+
+
+def apply_kernel_settings(settings: dict) -> dict:
+    """Set `kernel_settings`-style choices in the library (keys left out keep theirs); returns the choices now in
+    force. An unknown operation is refused, naming it, before anything changes."""
+    from thinkfast import layers
+    bad = sorted(set(settings) - {"reference_ops", "compile", "decode_kernel"})
+    if bad: raise ValueError(f"kernel setting {bad[0]!r} unknown; allowed: reference_ops, compile, decode_kernel")
+    if "reference_ops" in settings:
+        try: ssd.use_reference(settings["reference_ops"])
+        except ValueError as e: raise ValueError(f"THINKFAST_REFERENCE: {e}") from None
+    layers.set_kernel_options(compile=settings.get("compile"), decode_kernel=settings.get("decode_kernel"))
+    return dict(reference_ops=sorted(ssd.reference_ops()), **layers.kernel_options())
+
+
 def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None, notebook=None, overwrite: bool = False) -> Path:
     """Run the reproduction notebook (nbs/10_reproduce.ipynb) with papermill for `preset`, `params` overriding its
     settings, into the run folder `out` (the executed notebook, results.json, figures, the models' checkpoints).
@@ -285,7 +308,8 @@ def reproduce_command(preset: str = "tiny", out=None, params: dict | None = None
                                                           "or choose another --out")
     import papermill as pm
     try:
-        pm.execute_notebook(str(nb), str(out / "reproduce.ipynb"), parameters=dict(preset=preset, out_dir=str(out), params=params or {}),
+        pm.execute_notebook(str(nb), str(out / "reproduce.ipynb"), parameters=dict(preset=preset, out_dir=str(out), params=params or {},
+                            kernels=apply_kernel_settings({})),     # the kernel choices in force here
                             cwd=str(nb.parent), kernel_name="python3", progress_bar=sys.stderr.isatty())   # cells done, in a terminal
     except pm.PapermillExecutionError as e:
         raise RunFailed(f"the run stopped in cell {e.exec_count} with {e.ename}: {e.evalue} (the executed notebook: "
@@ -332,6 +356,7 @@ EXAMPLES = {
 
 def _parser() -> tuple:
     "The `thinkfast` argument parser and its subcommands' parsers, by name (each prints its own usage on an error)."
+    from thinkfast.students import mixer_kinds          # the registered kinds a student can take
     p = argparse.ArgumentParser(prog="thinkfast", description="Thinking Slow, Fast: reproduction tools",
                                 formatter_class=_Help, epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES.values()))
     p.add_argument("--version", action="version", version=f"thinkfast {__version__}")
@@ -386,7 +411,7 @@ def _parser() -> tuple:
                    help="gsm8k (the shipped train split), a jsonl path with GSM8K's fields, hub:NAME[:SPLIT], or "
                    "jsonl:PATH:PROMPT_FIELD:RESPONSE_FIELD")
     c.add_argument("--limit", type=pos, default=10000, help="the first this many documents of the source (sample's --limit draws a seeded random subset)")
-    c.add_argument("--mixer", default="llamba", choices=["llamba", "mambainllama"])
+    c.add_argument("--mixer", default="llamba", choices=mixer_kinds(student=True))
     c.add_argument("--attn-layers", nargs="*", type=pos0, default=[])
     c.add_argument("--stages", nargs="+", default=["matrix", "hidden", "kl"])
     c.add_argument("--steps", nargs="*", default=[], metavar="STAGE=N")
@@ -491,7 +516,9 @@ def main(argv=None):
     p, subs = _parser()
     a = p.parse_args(argv)
     err = subs[a.command].error
-    try: return _COMMANDS[a.command](a, err)
+    try:
+        apply_kernel_settings(kernel_settings())          # the environment's kernel choices, for this command
+        return _COMMANDS[a.command](a, err)
     except _USER_ERRORS as e:
         msg = str(e) if not isinstance(e, UnicodeDecodeError) else f"a file is not UTF-8 text ({e.reason} at byte {e.start})"
         err(msg.splitlines()[0] if msg else type(e).__name__)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .layers import KVCache, MambaCache
+from .layers import kernel_options
+from .ssd import reference_ops
 
 # %% auto #0
 __all__ = ['mul32', 'mix32', 'row_keys', 'gumbel', 'SamplingParams', 'filter_logits', 'sample', 'Engine', 'Generation',
@@ -91,20 +92,12 @@ def sample(logits, keys, step, sp: SamplingParams):
 # %% ../nbs/03_generate.ipynb #33c7ae27
 def _cache_rows(cache: list, lo: int, hi: int) -> list:
     "Views of rows lo:hi of every layer's cache (writes go to the full cache)."
-    return [KVCache(c.k[lo:hi], c.v[lo:hi]) if isinstance(c, KVCache) else MambaCache(c.conv_state[lo:hi], c.ssm_state[lo:hi])
-            for c in cache]
+    return [c.rows(lo, hi) for c in cache]
 
 
 def _copy_cache(dst: list, src: list, n: int, prompt_len: int):
     "Replicate each prompt's prefilled cache n times into the decode cache (row i*n + j <- prompt i)."
-    for d, s in zip(dst, src):
-        if isinstance(d, KVCache):
-            d.k[:, :, :prompt_len].copy_(s.k[:, :, :prompt_len].repeat_interleave(n, 0))
-            d.v[:, :, :prompt_len].copy_(s.v[:, :, :prompt_len].repeat_interleave(n, 0))
-        elif isinstance(d, MambaCache):
-            d.conv_state.copy_(s.conv_state.repeat_interleave(n, 0))
-            d.ssm_state.copy_(s.ssm_state.repeat_interleave(n, 0))
-        else: raise TypeError(f"unknown cache type {type(d).__name__}")
+    for d, s in zip(dst, src): d.expand_from(s, n, prompt_len)
 
 
 _MAX_EOS = 16
@@ -192,7 +185,8 @@ class Engine:
             raise ValueError(f"the model moved to {p.device}/{p.dtype} after its Engine was made for "
                              f"{self.device}/{self.dtype}: make a new Engine")
         key = (batch, max_len, sp.temperature, sp.top_p, sp.top_k, p.data_ptr(), self.cuda_graph,   # data_ptr: graphs hold the weights' addresses
-               self.model.config.mamba_step_kernel)                              # and the decode path they captured
+               self.model.config.mamba_step_kernel, reference_ops(),              # and the decode path they captured
+               tuple(kernel_options().items()))
         if key in self._decoders:
             self._decoders[key] = self._decoders.pop(key)          # most recently used last
             return self._decoders[key]
@@ -233,8 +227,7 @@ class Engine:
             b = min(P, a + chunk)
             if n == 1:                                   # straight into the decode cache; Mamba states start at zero
                 c = _cache_rows(cache, a, b)
-                for x in c:
-                    if isinstance(x, MambaCache): x.conv_state.zero_(); x.ssm_state.zero_()
+                for x in c: x.reset_()
             else: c = self.model.allocate_cache(b - a, Lp)
             pad_c = pad[a:b] if bool(pad[a:b].any()) else None     # no padding: the causal (flash) attention path
             logits = self.model(ids[a:b].to(self.device), cache=c, pad=pad_c, logits_to_keep=1).logits[:, -1]
@@ -319,7 +312,6 @@ class Engine:
                        decode_steps=steps, batch=B, prompt_len=Lp, cuda_graph=bool(dec.graphs),
                        tokens_per_s=new_tokens / max(t2 - t0, 1e-9))
         return dict(tokens=rows, finish=reasons, timings=timings)
-
 
 # %% ../nbs/03_generate.ipynb #a0ba1899
 @dataclass

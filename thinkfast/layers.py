@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -16,20 +15,41 @@ import torch.nn.functional as F
 from .ssd import causal_conv1d, causal_conv1d_step, compute_dtype, rel_err, ssd_matrix, ssd_scan, ssd_update
 
 # %% auto #0
-__all__ = ['NORM_EPS', 'fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP', 'rope_frequencies', 'Rotary', 'decode_attention',
-           'use_decode_kernel', 'KVCache', 'Attention', 'MambaCache', 'mamba2_init', 'decay_rates', 'gated_rms_norm',
-           'MambaInLlamaMixer', 'init_mixer_from_attention', 'LlambaMixer', 'selective_scan_ref', 's4d_real_A_log',
-           'Mamba1Mixer']
+__all__ = ['NORM_EPS', 'set_kernel_options', 'kernel_options', 'fused', 'rms_norm', 'silu_mul', 'RMSNorm', 'MLP',
+           'rope_frequencies', 'Rotary', 'decode_attention', 'use_decode_kernel', 'KVCache', 'Attention', 'MambaCache',
+           'mamba2_init', 'decay_rates', 'gated_rms_norm', 'MambaInLlamaMixer', 'init_mixer_from_attention',
+           'LlambaMixer', 'selective_scan_ref', 's4d_real_A_log', 'Mamba1Mixer']
 
 # %% ../nbs/01_layers.ipynb #082fcc27
+_OPTIONS = dict(compile=True, decode_kernel=True)      # set_kernel_options
+
+
+def set_kernel_options(compile: bool | None = None, decode_kernel: bool | None = None) -> dict:
+    """Whether the layers compile their elementwise chains on CUDA (`compile`, `fused`) and run attention's decoding
+    step in the Triton kernel (`decode_kernel`, `use_decode_kernel`); None leaves a choice as it is. Returns the
+    previous options, to restore them. The command line takes its defaults from the environment variables
+    `THINKFAST_COMPILE` and `THINKFAST_DECODE_KERNEL` (0 turns off)."""
+    new = dict(compile=compile, decode_kernel=decode_kernel)
+    for k, v in new.items():
+        if v is not None and not isinstance(v, bool): raise ValueError(f"{k}={v!r}; allowed: True, False or None")
+    old = dict(_OPTIONS)
+    _OPTIONS.update({k: v for k, v in new.items() if v is not None})
+    return old
+
+
+def kernel_options() -> dict:
+    "The layers' current kernel options (`set_kernel_options`)."
+    return dict(_OPTIONS)
+
+
 def fused(fn):
     """`fn` compiled by `torch.compile` (dynamic shapes) into fused kernels when its first argument is on CUDA
-    (unless the environment sets THINKFAST_COMPILE=0); the plain PyTorch code, the reference, everywhere else.
+    (unless `set_kernel_options(compile=False)`); the plain PyTorch code, the reference, everywhere else.
     For the chains of small elementwise ops that would otherwise each be a kernel in every decoding step."""
     compiled = None
     def wrapper(*args):
         nonlocal compiled
-        if args[0].is_cuda and os.environ.get("THINKFAST_COMPILE", "1") != "0":
+        if args[0].is_cuda and _OPTIONS["compile"]:
             if compiled is None: compiled = torch.compile(fn, dynamic=True)
             return compiled(*args)
         return fn(*args)
@@ -187,16 +207,26 @@ def decode_attention(q, k, v, pos, pad, kv_len: int, splits: int | None = None):
 
 
 def use_decode_kernel(q) -> bool:
-    "The Triton decode attention runs for bf16/fp16 on CUDA (THINKFAST_DECODE_KERNEL=0 turns it off); SDPA otherwise."
-    return (triton is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16)
-            and os.environ.get("THINKFAST_DECODE_KERNEL", "1") != "0")
+    "The Triton decode attention runs for bf16/fp16 on CUDA (unless `set_kernel_options(decode_kernel=False)`); SDPA otherwise."
+    return triton is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and _OPTIONS["decode_kernel"]
 
 # %% ../nbs/01_layers.ipynb #729468a0
 @dataclass
 class KVCache:
-    "Static KV cache of one attention layer: k, v `(batch, n_kv_heads, max_len, head_dim)`."
+    """Static KV cache of one attention layer: k, v `(batch, n_kv_heads, max_len, head_dim)`. Like every layer's cache
+    it gives the engine `rows` (a view of some batch rows), `expand_from` (each prompt's prefilled cache copied into
+    its n sample rows) and `reset_` (the state a fresh prompt starts from)."""
     k: torch.Tensor
     v: torch.Tensor
+
+    def rows(self, lo: int, hi: int) -> "KVCache": return KVCache(self.k[lo:hi], self.v[lo:hi])
+
+    def expand_from(self, src: "KVCache", n: int, prompt_len: int):
+        "Row i*n + j <- row i of `src`, for the first `prompt_len` columns (the rest is written by decoding)."
+        self.k[:, :, :prompt_len].copy_(src.k[:, :, :prompt_len].repeat_interleave(n, 0))
+        self.v[:, :, :prompt_len].copy_(src.v[:, :, :prompt_len].repeat_interleave(n, 0))
+
+    def reset_(self): pass           # columns a prompt has not written are masked: nothing to clear
 
 
 class Attention(nn.Module):
@@ -214,6 +244,12 @@ class Attention(nn.Module):
     def allocate_cache(self, batch, max_len, dtype, device, **_):
         z = lambda: torch.zeros(batch, self.n_kv, max_len, self.hd, dtype=dtype, device=device)
         return KVCache(z(), z())
+
+    def decode_cost(self, cache: KVCache, ctx: int) -> dict:
+        """What one decoding step must move and compute beyond the weights, for a cache allocated with `ctx` columns:
+        the keys and values read (bytes, `kv_bytes`) and the score and value products (`flops`)."""
+        kv = cache.k.numel() * cache.k.element_size() + cache.v.numel() * cache.v.element_size()
+        return dict(kv_bytes=kv, state_bytes=0, flops=4 * cache.k.shape[0] * self.n_heads * self.hd * ctx)
 
     def _qkv(self, u, cos, sin):
         b, l, _ = u.shape
@@ -294,6 +330,17 @@ class MambaCache:
     conv_state: torch.Tensor
     ssm_state: torch.Tensor
 
+    def rows(self, lo: int, hi: int) -> "MambaCache": return MambaCache(self.conv_state[lo:hi], self.ssm_state[lo:hi])
+
+    def expand_from(self, src: "MambaCache", n: int, prompt_len: int):
+        "Row i*n + j <- row i of `src`: the states after the prompt."
+        self.conv_state.copy_(src.conv_state.repeat_interleave(n, 0))
+        self.ssm_state.copy_(src.ssm_state.repeat_interleave(n, 0))
+
+    def reset_(self):
+        "Zero states: where every prompt starts."
+        self.conv_state.zero_(); self.ssm_state.zero_()
+
 
 def _inv_softplus(y): return y + torch.log(-torch.expm1(-y))
 
@@ -364,6 +411,11 @@ class _MambaBase(nn.Module):
     def allocate_cache(self, batch, max_len, dtype, device, ssm_state_dtype=torch.float32):
         return MambaCache(torch.zeros(batch, self.conv_dim, self.d_conv - 1, dtype=dtype, device=device),
                           torch.zeros(batch, self.nheads, self.headdim, self.d_state, dtype=ssm_state_dtype, device=device))
+
+    def decode_cost(self, cache: MambaCache, ctx: int) -> dict:
+        "As `Attention.decode_cost`: the conv and SSM states read and written (`state_bytes`), the state update's FLOPs."
+        state = cache.conv_state.numel() * cache.conv_state.element_size() + cache.ssm_state.numel() * cache.ssm_state.element_size()
+        return dict(kv_bytes=0, state_bytes=2 * state, flops=6 * cache.ssm_state.numel())
 
     @staticmethod
     def _valid(u, pos0, pad):

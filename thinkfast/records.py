@@ -14,6 +14,7 @@ import platform
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -176,6 +177,18 @@ def _version(module: str) -> str | None:
     except Exception: return None
 
 
+def _reference_ops():
+    "The SSD operations on the PyTorch reference (`ssd.use_reference`), if the library's kernels were loaded at all."
+    ssd = sys.modules.get("thinkfast.ssd")
+    return (",".join(sorted(ssd.reference_ops())) or None) if ssd is not None else None
+
+
+def _kernel_options():
+    "The layers' kernel options (`layers.set_kernel_options`), if the layers were loaded."
+    layers = sys.modules.get("thinkfast.layers")
+    return layers.kernel_options() if layers is not None else None
+
+
 def run_info(device="cpu") -> dict:
     """Where and how a result was produced: device, versions, git commit (and whether the tree was dirty), date.
     Where the code runs from a copy without git history (the GPU machine), the commit comes from the
@@ -192,7 +205,7 @@ def run_info(device="cpu") -> dict:
         "device_type": device.type, "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
         "mamba_ssm": _version("mamba_ssm") or _version("mamba-ssm"), "causal_conv1d": _version("causal_conv1d") or _version("causal-conv1d"),
-        "thinkfast": _version("thinkfast"), "reference_ops": os.environ.get("THINKFAST_REFERENCE") or None,
+        "thinkfast": _version("thinkfast"), "reference_ops": _reference_ops(), "kernel_options": _kernel_options(),
     }
 
 

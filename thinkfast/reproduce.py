@@ -282,8 +282,6 @@ def resolve(preset: str, params: dict | None = None) -> dict:
     if bad: raise ValueError(f"parameter {bad[0]!r} is not a setting of preset {preset!r}; allowed: {', '.join(sorted(cfg))}")
     cfg.update(params or {})
     check_settings_values(cfg)
-    from thinkfast.ssd import reference_ops
-    reference_ops()                                            # a misspelt THINKFAST_REFERENCE fails now, not after training
     if cfg["device"].startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"preset {preset!r} needs a CUDA GPU (device={cfg['device']!r}); this machine has none")
     return cfg

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 from types import SimpleNamespace
 
@@ -17,8 +16,8 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['SSD_GPU_SHAPES', 'SSD_TOLERANCES', 'gpu_cells', 'compute_dtype', 'process_dt', 'segsum', 'ssd_matrix',
            'ssd_quadratic', 'ssd_step', 'ssd_recurrent', 'ssd_chunked', 'ssd_inputs', 'rel_err', 'causal_conv1d_ref',
-           'causal_conv1d_step_ref', 'reference_ops', 'backends', 'ssd_scan', 'ssd_update', 'causal_conv1d',
-           'causal_conv1d_step', 'compare_to_reference']
+           'causal_conv1d_step_ref', 'use_reference', 'reference_ops', 'backends', 'ssd_scan', 'ssd_update',
+           'causal_conv1d', 'causal_conv1d_step', 'compare_to_reference']
 
 # %% ../nbs/00_ssd.ipynb #9a1b2c3e
 _GPU_CELL = re.compile(r"\s*#\|\s*gpu\s*$")
@@ -370,20 +369,26 @@ _KERNEL_ATTR = dict(ssd_scan="scan", ssd_update="update", causal_conv1d="conv", 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def reference_ops() -> frozenset:
-    """Operations that the environment variable `THINKFAST_REFERENCE` (comma-separated names of `_KERNEL_NAMES`)
-    sends to the pure-PyTorch reference when a call asks for `backend='auto'`: e.g. `THINKFAST_REFERENCE=ssd_scan`
-    trains small models without mamba-ssm's chunked-scan kernels, whose Triton autotuning costs minutes per process."""
-    return _parse_reference(os.environ.get("THINKFAST_REFERENCE", ""))
+_REFERENCE = frozenset()        # the operations `use_reference` sends to the PyTorch reference
 
 
-@functools.lru_cache(maxsize=8)
-def _parse_reference(value: str) -> frozenset:
-    "The parsed variable, once per value (every kernel call asks; eager decoding asks every step)."
-    names = frozenset(n.strip() for n in value.split(",") if n.strip())
+def use_reference(ops=()) -> frozenset:
+    """Send operations (names of `_KERNEL_NAMES`, as an iterable or a comma-separated string) to the pure-PyTorch
+    reference whenever a call asks for `backend='auto'`, and the others to their kernels; returns the previous set,
+    to restore it. E.g. `use_reference("ssd_scan")` trains small models without mamba-ssm's chunked-scan kernels,
+    whose Triton autotuning costs minutes per process. The command line takes its default from the environment
+    variable `THINKFAST_REFERENCE`."""
+    global _REFERENCE
+    names = frozenset(n.strip() for n in (ops.split(",") if isinstance(ops, str) else ops) if n.strip())
     bad = sorted(names - set(_KERNEL_NAMES))
-    if bad: raise ValueError(f"THINKFAST_REFERENCE names {bad[0]!r}; allowed: {', '.join(_KERNEL_NAMES)}")
-    return names
+    if bad: raise ValueError(f"reference operation {bad[0]!r} unknown; allowed: {', '.join(_KERNEL_NAMES)}")
+    old, _REFERENCE = _REFERENCE, names
+    return old
+
+
+def reference_ops() -> frozenset:
+    "The operations that run on the PyTorch reference when a call asks for `backend='auto'` (`use_reference`)."
+    return _REFERENCE
 
 
 def _use_kernel(op: str, backend: str, device: torch.device, reason_not: str | None = None) -> bool:

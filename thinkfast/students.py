@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -19,12 +21,48 @@ from .layers import (MLP, Attention, LlambaMixer, Mamba1Mixer, MambaInLlamaMixer
 from .mamba_step import fast_step
 
 # %% auto #0
-__all__ = ['MIXER_KINDS', 'PRESETS', 'ThinkfastConfig', 'make_mixer', 'DecoderLayer', 'unsaved_buffers',
-           'ThinkfastPreTrainedModel', 'ThinkfastModel', 'ThinkfastForCausalLM', 'from_llama', 'to_llama',
-           'preset_config', 'count_parameters']
+__all__ = ['MIXERS', 'PRESETS', 'MixerKind', 'register_mixer', 'mixer_kinds', 'ThinkfastConfig', 'make_mixer', 'DecoderLayer',
+           'unsaved_buffers', 'ThinkfastPreTrainedModel', 'ThinkfastModel', 'ThinkfastForCausalLM', 'from_llama',
+           'to_llama', 'preset_config', 'count_parameters']
 
 # %% ../nbs/02_students.ipynb #42b952b2
-MIXER_KINDS = ("attention", "mambainllama", "llamba", "mamba1")
+@dataclass(frozen=True)
+class MixerKind:
+    """A kind of layer the model can hold, registered under its name in `MIXERS` (`register_mixer`). The contract:
+
+    - `build(config)` makes one layer's mixer, an `nn.Module` with `forward(u, rope, cache, pos0, pad, seq_idx)` over
+      a sequence (`cache` None in training), `step(u, rope, cache, pos, pad, kv_len)` for one token per row,
+      `allocate_cache(batch, max_len, dtype, device, ssm_state_dtype=...)` and `decode_cost(cache, ctx)` (a dict of
+      `kv_bytes`, `state_bytes` and `flops` for one decoding step: the bench's floor). Its cache gives the engine
+      `rows(lo, hi)`, `expand_from(src, n, prompt_len)` and `reset_()`, as `KVCache` and `MambaCache` do.
+    - `module`: the mixer's class; `init_weights(module, init)` sets its parameters beyond the Linear layers
+      (transformers' `initialization` functions as `init`) whenever a model is materialised.
+    - `student`: `from_llama` may replace attention layers by it; `student_config(cfg, overrides)` then sets the
+      config fields a student takes from its teacher's shape (and refuses shapes it cannot take). A mixer with
+      `attention_mismatch(attn)` (None when it fits) is initialised from the attention it replaces
+      (`init_mixer_from_attention`); without, it starts from its own initialisation."""
+    build: Callable
+    module: type
+    init_weights: Callable | None = None
+    student: bool = True
+    student_config: Callable | None = None
+
+
+MIXERS: dict = {}
+
+
+def register_mixer(kind: str, spec: MixerKind, replace: bool = False):
+    "Make `kind` a value of `ThinkfastConfig.layer_mixers`; an existing kind only with `replace=True`."
+    if not isinstance(kind, str) or not kind.strip(): raise ValueError(f"kind={kind!r}; allowed: a non-empty string")
+    if not isinstance(spec, MixerKind): raise ValueError(f"spec is a {type(spec).__name__}; allowed: a MixerKind")
+    if kind in MIXERS and not replace:
+        raise ValueError(f"mixer kind {kind!r} is registered already; pass replace=True to replace it")
+    MIXERS[kind] = spec
+
+
+def mixer_kinds(student: bool | None = None) -> tuple:
+    "The registered kinds (only those `from_llama` can convert to, with `student=True`)."
+    return tuple(k for k, s in MIXERS.items() if student is None or s.student == student)
 
 
 class ThinkfastConfig(PreTrainedConfig):
@@ -62,8 +100,8 @@ class ThinkfastConfig(PreTrainedConfig):
     def _validate(self):
         if len(self.layer_mixers) != self.num_hidden_layers:
             raise ValueError(f"layer_mixers has {len(self.layer_mixers)} entries; num_hidden_layers={self.num_hidden_layers}")
-        bad = [(i, t) for i, t in enumerate(self.layer_mixers) if t not in MIXER_KINDS]
-        if bad: raise ValueError(f"layer_mixers[{bad[0][0]}]={bad[0][1]!r}; allowed: {', '.join(MIXER_KINDS)}")
+        bad = [(i, t) for i, t in enumerate(self.layer_mixers) if t not in MIXERS]
+        if bad: raise ValueError(f"layer_mixers[{bad[0][0]}]={bad[0][1]!r}; allowed: {', '.join(mixer_kinds())}")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads={self.num_attention_heads} must be a multiple of "
                              f"num_key_value_heads={self.num_key_value_heads}")
@@ -89,18 +127,9 @@ def _with_step_kernel(mixer, c: ThinkfastConfig):
 
 
 def make_mixer(kind: str, c: ThinkfastConfig) -> nn.Module:
-    if kind == "attention":
-        return Attention(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim)
-    if kind == "mambainllama":
-        return _with_step_kernel(MambaInLlamaMixer(c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
-                                                   c.head_dim, c.d_conv, c.chunk_size, c.mambainllama_norm), c)
-    if kind == "mamba1":
-        return Mamba1Mixer(c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim,
-                           c.mamba1_d_state, c.mamba1_dt_rank, c.d_conv, c.mamba1_repeat_before_conv)
-    if kind == "llamba":
-        return _with_step_kernel(LlambaMixer(c.hidden_size, c.llamba_nheads, c.llamba_headdim, c.llamba_d_state,
-                                             c.d_conv, c.chunk_size, c.llamba_qk_heads, c.llamba_z_bias), c)
-    raise ValueError(f"layer type {kind!r}; allowed: {', '.join(MIXER_KINDS)}")
+    "The mixer of one layer of kind `kind` (a key of `MIXERS`) for config `c`."
+    if kind not in MIXERS: raise ValueError(f"layer type {kind!r}; allowed: {', '.join(mixer_kinds())}")
+    return MIXERS[kind].build(c)
 
 
 class DecoderLayer(nn.Module):
@@ -146,15 +175,8 @@ class ThinkfastPreTrainedModel(PreTrainedModel):
         # Buffers that are not saved (computed from the config) must be recomputed whenever the model is
         # materialised, from_pretrained included, which builds the model on the meta device first.
         for name, value in unsaved_buffers(module).items(): init.copy_(getattr(module, name), value)
-        if isinstance(module, LlambaMixer) and module.z_bias is not None: init.zeros_(module.z_bias)
-        if isinstance(module, (MambaInLlamaMixer, LlambaMixer, Mamba1Mixer)):
-            bound = 1 / math.sqrt(module.d_conv)
-            init.uniform_(module.conv_weight, -bound, bound); init.uniform_(module.conv_bias, -bound, bound)
-            init.ones_(module.D)
-            if isinstance(module, MambaInLlamaMixer):
-                for name, value in mamba2_init(module.nheads).items(): init.copy_(getattr(module, name), value)
-                if module.norm_weight is not None: init.ones_(module.norm_weight)
-            if isinstance(module, Mamba1Mixer): init.copy_(module.A_log, s4d_real_A_log(module.d_inner, module.d_state))
+        spec = next((s for s in MIXERS.values() if type(module) is s.module), None)
+        if spec is not None and spec.init_weights is not None: spec.init_weights(module, init)
 
 
 class ThinkfastModel(ThinkfastPreTrainedModel):
@@ -252,6 +274,61 @@ class ThinkfastForCausalLM(ThinkfastPreTrainedModel):
 AutoConfig.register("thinkfast", ThinkfastConfig, exist_ok=True)
 AutoModelForCausalLM.register(ThinkfastConfig, ThinkfastForCausalLM, exist_ok=True)
 
+# %% ../nbs/02_students.ipynb #3b7d1f41
+def _mamba_init(m, init):
+    "Mamba-2's conv and D initialisation, common to the three Mamba mixers."
+    bound = 1 / math.sqrt(m.d_conv)
+    init.uniform_(m.conv_weight, -bound, bound)
+    init.uniform_(m.conv_bias, -bound, bound)
+    init.ones_(m.D)
+
+
+def _init_mambainllama(m, init):
+    _mamba_init(m, init)
+    for name, value in mamba2_init(m.nheads).items(): init.copy_(getattr(m, name), value)
+    if m.norm_weight is not None: init.ones_(m.norm_weight)
+
+
+def _init_llamba(m, init):
+    _mamba_init(m, init)
+    if m.z_bias is not None: init.zeros_(m.z_bias)
+
+
+def _init_mamba1(m, init):
+    _mamba_init(m, init)
+    init.copy_(m.A_log, s4d_real_A_log(m.d_inner, m.d_state))
+
+
+def _llamba_student(cfg: dict, overrides: dict):
+    "A Llamba student of a teacher: its heads must divide the width; its state defaults to the attention's head_dim."
+    nheads = overrides.get("llamba_nheads", cfg["num_attention_heads"])
+    if cfg["hidden_size"] % nheads: raise ValueError(f"llamba_nheads={nheads} must divide hidden_size={cfg['hidden_size']}")
+    cfg["llamba_d_state"] = cfg["head_dim"]                    # the shape that attention initialises
+
+
+def _attention(c): return Attention(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim)
+
+
+def _mambainllama(c):
+    return _with_step_kernel(MambaInLlamaMixer(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                                               c.d_conv, c.chunk_size, c.mambainllama_norm), c)
+
+
+def _llamba(c):
+    return _with_step_kernel(LlambaMixer(c.hidden_size, c.llamba_nheads, c.llamba_headdim, c.llamba_d_state, c.d_conv,
+                                         c.chunk_size, c.llamba_qk_heads, c.llamba_z_bias), c)
+
+
+def _mamba1(c):
+    return Mamba1Mixer(c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim,
+                       c.mamba1_d_state, c.mamba1_dt_rank, c.d_conv, c.mamba1_repeat_before_conv)
+
+
+register_mixer("attention", MixerKind(_attention, Attention, student=False), replace=True)
+register_mixer("mambainllama", MixerKind(_mambainllama, MambaInLlamaMixer, _init_mambainllama), replace=True)
+register_mixer("llamba", MixerKind(_llamba, LlambaMixer, _init_llamba, student_config=_llamba_student), replace=True)
+register_mixer("mamba1", MixerKind(_mamba1, Mamba1Mixer, _init_mamba1, student=False), replace=True)   # released hybrids
+
 # %% ../nbs/02_students.ipynb #e849648d
 def _teacher_config(teacher) -> dict:
     c = getattr(teacher, "config", None)
@@ -295,16 +372,14 @@ def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", mixer_init:
     (`mixer_init='attention'`) or leave them at their random initialisation (`'random'`, the ablation's control).
     `config_overrides` set other `ThinkfastConfig` fields (a Llamba student defaults to llamba_nheads =
     attention heads and llamba_d_state = head_dim, the shape that attention initialises)."""
-    if mixer not in ("mambainllama", "llamba"):
-        raise ValueError(f"mixer={mixer!r}; allowed: 'mambainllama', 'llamba'")
+    if mixer not in mixer_kinds(student=True):
+        raise ValueError(f"mixer={mixer!r}; allowed: {', '.join(repr(k) for k in mixer_kinds(student=True))}")
     if mixer_init not in ("attention", "random"):
         raise ValueError(f"mixer_init={mixer_init!r}; allowed: 'attention', 'random'")
     cfg = _teacher_config(teacher)
     keep = _check_attn_layers(attn_layers, cfg["num_hidden_layers"])
     cfg["layer_mixers"] = ["attention" if i in keep else mixer for i in range(cfg["num_hidden_layers"])]
-    if mixer == "llamba" and cfg["hidden_size"] % config_overrides.get("llamba_nheads", cfg["num_attention_heads"]):
-        raise ValueError(f"llamba_nheads={config_overrides['llamba_nheads']} must divide hidden_size={cfg['hidden_size']}")
-    if mixer == "llamba": cfg["llamba_d_state"] = cfg["head_dim"]   # default: the shape the attention maps onto
+    if MIXERS[mixer].student_config is not None: MIXERS[mixer].student_config(cfg, config_overrides)
     cfg.update(config_overrides)
     p = next(teacher.parameters())
     with torch.device(p.device): student = ThinkfastForCausalLM(ThinkfastConfig(**cfg))
@@ -324,7 +399,7 @@ def from_llama(teacher, attn_layers=(), mixer: str = "mambainllama", mixer_init:
         if sl.kind == "attention":
             for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
                 getattr(sl.mixer, name).weight.copy_(getattr(tl.self_attn, name).weight)
-        elif mixer_init == "attention" and sl.mixer.attention_mismatch(attn) is None:
+        elif mixer_init == "attention" and getattr(sl.mixer, "attention_mismatch", lambda a: "")(attn) is None:
             init_mixer_from_attention(sl.mixer, attn)
     return student
 

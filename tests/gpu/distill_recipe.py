@@ -25,6 +25,7 @@ from thinkfast.records import write_json
 from thinkfast.reproduce import (accelerator_for, held_out_problems, make_tokenizer, resolve, task_problems, train_teacher,
                                  walk_mechanics, walk_start_ok)
 from thinkfast.sampling import read_samples, sample_problems
+from thinkfast.ssd import use_reference
 from thinkfast.students import from_llama, to_llama
 
 # name: (mixer, attention layers, mixer init, stages before KL [(stage, steps, lr)], KL stages [(steps, lr, warmup, min_lr_ratio)])
@@ -93,15 +94,14 @@ def main(out: Path, budget: float, names: list):
 
     def greedy(model, tag, ops=None, problems=probe):
         "Greedy accuracy, median length, seconds and the share whose first line starts from the question's number."
-        ref = os.environ.pop("THINKFAST_REFERENCE", None)      # decode on the fast path, as the run does ...
-        if ops: os.environ["THINKFAST_REFERENCE"] = ops        # ... or on the reference path, to tell model from kernels
+        ref = use_reference(ops or ())                         # decode on the fast path, as the run does, or on the
+                                                               # reference path, to tell model from kernels
         t = time.perf_counter()
         m = copy.deepcopy(model).to(device, dtype).eval()
         rs = read_samples(sample_problems(m, tok, problems, out / f"greedy-{tag}.jsonl", n=1, max_new_tokens=cfg["max_new_tokens"],
                                           temperature=0.0, seed=cfg["seed"], batch_problems=len(problems), progress=False, overwrite=True))
         del m
-        os.environ.pop("THINKFAST_REFERENCE", None)
-        if ref is not None: os.environ["THINKFAST_REFERENCE"] = ref
+        use_reference(ref)
         start_ok = sum(walk_start_ok(r["text"], questions[r["problem_id"]]) for r in rs) / len(rs)
         mechanics[tag] = walk_mechanics([r["text"] for r in rs])
         return sum(r["correct"] for r in rs) / len(rs), sorted(r["tokens"] for r in rs)[len(rs) // 2], time.perf_counter() - t, start_ok
@@ -165,5 +165,7 @@ def main(out: Path, budget: float, names: list):
 
 
 if __name__ == "__main__":
+    from thinkfast.cli import apply_kernel_settings, kernel_settings
+    apply_kernel_settings(kernel_settings())          # THINKFAST_REFERENCE etc., as the command line takes them
     a = sys.argv[1:]
     main(Path(a[0]), float(a[1]) if len(a) > 1 else 480.0, a[2].split(",") if len(a) > 2 else list(VARIANTS))

@@ -122,6 +122,8 @@ def collect(w: Path, out: str):
 
 if __name__ == "__main__":
     if len(sys.argv) < 3 or sys.argv[1] not in ("prepare", "student", "collect"): sys.exit(__doc__)
+    from thinkfast.cli import apply_kernel_settings, kernel_settings
+    apply_kernel_settings(kernel_settings())          # THINKFAST_REFERENCE=ssd_scan (llamba_copy.sh), as the command line
     cmd, w = sys.argv[1], Path(sys.argv[2])
     if cmd == "prepare": prepare(w)
     elif cmd == "student": student(w, sys.argv[3])

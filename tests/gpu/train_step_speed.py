@@ -10,7 +10,6 @@ does not depend on the tokens). Reported per point: the first step's seconds (co
 median of the rest, tokens per second. Writes OUT.json after every point.
 """
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import torch
 from thinkfast.distill import STAGES, train_stage
 from thinkfast.records import run_info
 from thinkfast.reproduce import accelerator_for
+from thinkfast.ssd import use_reference
 from thinkfast.students import ThinkfastConfig, ThinkfastForCausalLM, from_llama, to_llama
 
 SEQ, DOC, VOCAB = 1536, 1200, 100
@@ -74,21 +74,19 @@ def main(out: str, steps: int = 30):
     teacher = ThinkfastForCausalLM(teacher_config())
     sft = replace(STAGES["sft"], name="teacher", steps=steps, lr=1e-3, warmup=1, checkpoint_every=10 ** 6)
     kl = replace(STAGES["kl"], steps=steps, lr=1e-3, warmup=1, checkpoint_every=10 ** 6, answer_tokens=32, answer_weight=8.0)
-    reference = os.environ.get("THINKFAST_REFERENCE", "")
     for mb in (16, 32, 48):
         record(what="teacher sft", micro_batch=mb, **time_stage(teacher, None, replace(sft, micro_batch=mb), data, cfg))
         teacher.eval()
         hf = to_llama(teacher)
         for name, kw in (("hybrid", dict(attn_layers=[3, 7], mixer="mambainllama")),
                          ("llamba", dict(attn_layers=[], mixer="llamba", mixer_init="random"))):
-            os.environ["THINKFAST_REFERENCE"] = "ssd_scan"
+            use_reference("ssd_scan")
             s = from_llama(hf, **kw)
             record(what=f"{name} kl", scan="reference", micro_batch=mb, **time_stage(s, teacher, replace(kl, micro_batch=mb), data, cfg))
-    os.environ["THINKFAST_REFERENCE"] = ""                        # mamba-ssm's scan: autotuned on its first step
+    use_reference(())                                             # mamba-ssm's scan: autotuned on its first step
     for mb in (16, 32):
         s = from_llama(to_llama(teacher), attn_layers=[], mixer="llamba", mixer_init="random")
         record(what="llamba kl", scan="mamba-ssm", micro_batch=mb, **time_stage(s, teacher, replace(kl, micro_batch=mb), data, cfg))
-    os.environ["THINKFAST_REFERENCE"] = reference
 
 
 if __name__ == "__main__":
