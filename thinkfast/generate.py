@@ -5,7 +5,6 @@
 # %% ../nbs/03_generate.ipynb #2c7317b6
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import weakref
@@ -13,64 +12,16 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .draws import SamplingParams, gumbel, mix32, mul32, row_keys
 from .layers import kernel_options
+from . import sampler
 from .ssd import reference_ops
 
 # %% auto #0
-__all__ = ['mul32', 'mix32', 'row_keys', 'gumbel', 'SamplingParams', 'filter_logits', 'sample', 'Engine', 'Generation',
-           'engine_for', 'encode_prompts', 'eos_ids', 'pad_id', 'generate', 'char_tokenizer']
-
-# %% ../nbs/03_generate.ipynb #94e68968
-_M32 = 0xFFFFFFFF
-
-
-def mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(x * c) mod 2^32 for 0 <= x < 2^32, in int64 without overflow: the product is split at 16 bits of c.
-    (A plain x * c can pass 2^63; signed overflow is undefined in the kernels and did differ between machines.)"""
-    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
-
-
-def mix32(x: torch.Tensor) -> torch.Tensor:
-    "A 32-bit integer hash (lowbias32) on int64 tensors; outputs in [0, 2^32)."
-    x = x & _M32
-    x = x ^ (x >> 16); x = mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15); x = mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def row_keys(seed: int, prompts: list, n: int, first_sample: int = 0) -> torch.Tensor:
-    "One 32-bit key per output row (prompt i, sample j) -> row i*n + j, from (seed, prompt tokens, j)."
-    keys = []
-    for p in prompts:
-        h = int.from_bytes(hashlib.blake2b(str(list(p)).encode(), digest_size=4, key=str(seed).encode()).digest(), "little")
-        keys += [h ^ (((first_sample + j) * 0x9E3779B1) & _M32) for j in range(n)]
-    return mix32(torch.tensor(keys, dtype=torch.int64))
-
-
-def gumbel(keys: torch.Tensor, step, vocab: int) -> torch.Tensor:
-    "Standard Gumbel noise `(rows, vocab)` in fp32, a pure function of (row key, step, token id)."
-    h = mix32(mul32(keys[:, None], 0x2545F491) + step)                        # (rows, 1)
-    h = mix32(h ^ mul32(torch.arange(vocab, device=keys.device), 0x85EBCA6B))
-    u = ((h >> 8).float() + 0.5) * (1.0 / (1 << 24))                          # 24 bits: exact in fp32, in (0, 1)
-    return -torch.log(-torch.log(u))
+__all__ = ['filter_logits', 'sample', 'Engine', 'Generation', 'engine_for', 'encode_prompts', 'eos_ids', 'pad_id', 'generate',
+           'char_tokenizer']
 
 # %% ../nbs/03_generate.ipynb #01d5230d
-@dataclass
-class SamplingParams:
-    "How to pick each token. temperature 0 = greedy; top_k 0 and top_p 1 = no filtering."
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-
-    def __post_init__(self):
-        t = self.temperature
-        if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0):
-            raise ValueError(f"temperature={t!r}; allowed: a finite number >= 0 (0 = greedy)")
-        if not 0 < self.top_p <= 1: raise ValueError(f"top_p={self.top_p!r}; allowed: 0 < top_p <= 1")
-        if not (isinstance(self.top_k, int) and self.top_k >= 0):
-            raise ValueError(f"top_k={self.top_k!r}; allowed: an int >= 0 (0 = no top-k)")
-
-
 def filter_logits(logits, sp: SamplingParams):
     "fp32 logits / temperature, with tokens outside top-k / top-p set to -inf."
     x = logits.float() / sp.temperature
@@ -105,7 +56,6 @@ def _sample_step(logits, keys, step, sp: SamplingParams):
     """The engine's sampler: the Triton kernel of the sampler chapter where it runs (`kernel_ready`: CUDA, triton
     >= 3.4, 16/32-bit logits), which reads the logits once for greedy and temperature sampling; its PyTorch reference
     elsewhere. Both draw the tokens `sample` defines, up to the rounding of 1/T and ties at a filter's boundary."""
-    from thinkfast import sampler            # built on this module's SamplingParams and gumbel: imported at use
     if sampler.kernel_ready(logits): return sampler.sample_tokens(logits, keys, step, sp)
     return sampler.reference_sample(logits, keys, step, sp)
 

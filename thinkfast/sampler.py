@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from .generate import SamplingParams, gumbel
+from .draws import SamplingParams, gumbel
 
 try:
     import triton
