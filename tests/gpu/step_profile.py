@@ -26,9 +26,11 @@ from thinkfast.students import ThinkfastForCausalLM, preset_config
 MODELS = ("llama-3.2-1b", "llamba-1b", "mambainllama-1b")
 BATCHES = (64, 256)
 RULES = {"T1": SamplingParams(1.0), "T0.8,p0.95": SamplingParams(0.8, top_p=0.95), "greedy": SamplingParams(0.0)}
-GROUPS = (("sampler", ("_sample_kernel",)), ("ssm_update", ("selective_state_update", "_mamba_step_kernel")),
+GROUPS = (("sampler", ("_sample_kernel",)),
+          ("mamba_step", ("_mamba_step_kernel",)),                                   # the fused step (ch13)
+          ("ssm_update", ("selective_scan_update", "selective_state_update")),       # mamba-ssm's Triton update
           ("conv_update", ("causal_conv1d_update", "causal_conv1d")),
-          ("attention", ("flash", "fmha", "attention", "softmax")),
+          ("attention", ("_decode_attn", "flash", "fmha", "attention", "softmax")),
           ("matmul", ("gemm", "gemv", "sm90_xmma", "cutlass", "nvjet", "cublas", "splitk")))
 
 
