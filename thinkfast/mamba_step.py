@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .layers import NORM_EPS, LlambaMixer, MambaCache, MambaInLlamaMixer, decay_rates
-from .ssd import causal_conv1d_step_ref, compute_dtype
+from .ssd import causal_conv1d_step_ref, compute_dtype, ssd_step
 
 try:
     import triton
@@ -140,9 +140,7 @@ def fused_step_reference(mixer, zxbcdt, conv_state, ssm_state):
         dt = F.softplus(raw_dt + mixer.dt_bias.to(cd))
         xs = x
         A = decay_rates(mixer.A_log).to(cd)
-    new = ssm_state.to(cd) * torch.exp(dt * A)[..., None, None] + (dt[..., None] * xs)[..., None] * B[:, :, None, :]
-    ssm_state.copy_(new)
-    y = torch.einsum("bhpn,bhn->bhp", new, C)
+    y = ssd_step(ssm_state, xs, dt, A, B, C)                         # one group per head; fp32 in, fp32 out
     return _gate_reference(mixer, lay, y, x, z, cd, act).to(act).flatten(1)
 
 # %% ../nbs/13_mamba_step.ipynb #a6ccd5d7
