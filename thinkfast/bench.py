@@ -212,15 +212,18 @@ def bench_model(name: str, batches, prompt_lens, new_tokens, device, rates: dict
 
 # %% ../nbs/04_throughput.ipynb #3d912fa1
 def measure_generate(engine: Engine, batch: int, prompt_len: int, new_tokens: int, repeats: int = 3, seed: int = 0) -> dict:
-    "End-to-end `generate_ids` (random prompts, temperature 1, no EOS): median wall seconds and tokens/s."
+    """End-to-end `generate_ids` (random prompts, temperature 1, no EOS): median wall seconds and tokens/s, and the
+    decoding steps' own rate (`decode_tokens_per_s`: the tokens after the prefill's first, over the decode time)."""
     g = torch.Generator().manual_seed(seed)
     prompts = torch.randint(0, engine.model.config.vocab_size, (batch, prompt_len), generator=g).tolist()
     sp = SamplingParams(1.0)
     engine.generate_ids(prompts, max_new_tokens=new_tokens, sampling=sp)                 # capture, warm-up
     runs = [engine.generate_ids(prompts, max_new_tokens=new_tokens, sampling=sp, seed=seed + i)["timings"] for i in range(repeats)]
     wall = statistics.median(r["prefill_s"] + r["decode_s"] for r in runs)
+    decode_s = statistics.median(r["decode_s"] for r in runs)
     return dict(batch=batch, prompt_len=prompt_len, new_tokens=new_tokens, seconds=wall, tokens_per_s=batch * new_tokens / wall,
-                prefill_s=statistics.median(r["prefill_s"] for r in runs), decode_s=statistics.median(r["decode_s"] for r in runs))
+                prefill_s=statistics.median(r["prefill_s"] for r in runs), decode_s=decode_s,
+                decode_tokens_per_s=batch * (new_tokens - 1) / decode_s)
 
 # %% ../nbs/04_throughput.ipynb #e9e4c798
 def _wall(fn, device, repeats):
