@@ -31,10 +31,11 @@ def test_no_environment_lookups_in_core_modules(module):
 
 def test_settings_from_the_environment(restore):
     s = kernel_settings({"THINKFAST_REFERENCE": "ssd_update, ssd_scan", "THINKFAST_COMPILE": "0"})
-    assert s == dict(reference_ops=["ssd_scan", "ssd_update"], compile=False, decode_kernel=True)
+    assert s == dict(reference_ops=["ssd_scan", "ssd_update"], compile=False, decode_kernel=True, mamba_step=True)
     assert apply_kernel_settings(s) == s
     assert ssd.reference_ops() == {"ssd_scan", "ssd_update"} and layers.kernel_options()["compile"] is False
-    assert kernel_settings({}) == dict(reference_ops=[], compile=True, decode_kernel=True)
+    assert kernel_settings({}) == dict(reference_ops=[], compile=True, decode_kernel=True, mamba_step=True)
+    assert kernel_settings({"THINKFAST_MAMBA_STEP": "0"})["mamba_step"] is False
 
 
 def test_bad_choices_are_refused_before_anything_changes(restore):

@@ -305,26 +305,37 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
 
 # ------------------------------------------------------------------------------------------ in the models
 
-def _model(step_kernel: bool, dtype=F32):
+@pytest.fixture
+def mamba_step_option():
+    "The layers' kernel option `mamba_step` as it was, after the test."
+    from thinkfast.layers import set_kernel_options
+    before = set_kernel_options()
+    yield set_kernel_options
+    set_kernel_options(**before)
+
+
+def _model(dtype=F32):
     from thinkfast.students import ThinkfastConfig, ThinkfastForCausalLM
     torch.manual_seed(0)
     cfg = ThinkfastConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=4,
                           num_key_value_heads=2, head_dim=4, llamba_headdim=6, llamba_d_state=5,
-                          layer_mixers=["llamba", "mambainllama", "attention"], mamba_step_kernel=step_kernel)
+                          layer_mixers=["llamba", "mambainllama", "attention"])
     return ThinkfastForCausalLM(cfg).to(DEVICE, dtype).eval()
 
 
-def test_config_sets_the_mixers_step():
-    on, off = _model(True), _model(False)
-    assert [l.mixer.step_kernel for l in on.model.layers[:2]] == [MS.fast_step] * 2
-    assert [l.mixer.step_kernel for l in off.model.layers[:2]] == [None, None]
-    assert not hasattr(on.model.layers[2].mixer, "step_kernel")               # attention has no such step
-    off.use_mamba_step_kernel(True)
-    assert off.config.mamba_step_kernel is True and off.model.layers[1].mixer.step_kernel is MS.fast_step
-    with pytest.raises(ValueError, match="mamba_step_kernel='yes'; allowed: True or False"):
-        from thinkfast.students import ThinkfastConfig
-        ThinkfastConfig(num_hidden_layers=1, mamba_step_kernel="yes")
-    with pytest.raises(ValueError, match="on=1; allowed"): off.use_mamba_step_kernel(1)
+def test_models_decode_their_mamba_layers_through_fast_step(mamba_step_option):
+    m = _model()
+    assert [l.mixer.step_kernel for l in m.model.layers[:2]] == [MS.fast_step] * 2
+    assert not hasattr(m.model.layers[2].mixer, "step_kernel")               # attention has no such step
+    zx = torch.zeros(2, m.model.layers[0].mixer.in_proj.out_features, device=DEVICE)
+    c = m.allocate_cache(2, 8)
+    ready = MS.kernel_ready(m.model.layers[0].mixer, zx, c[0])
+    mamba_step_option(mamba_step=False)
+    assert not MS.kernel_ready(m.model.layers[0].mixer, zx, c[0])            # the option turns the kernel off ...
+    mamba_step_option(mamba_step=True)
+    assert MS.kernel_ready(m.model.layers[0].mixer, zx, c[0]) == ready       # ... and back on
+    with pytest.raises(ValueError, match="mamba_step='yes'; allowed: True, False or None"):
+        mamba_step_option(mamba_step="yes")
 
 
 def test_kernel_ready_only_on_cuda_without_grad():
@@ -342,8 +353,9 @@ def test_model_decodes_through_the_kernel_as_through_the_chain():
     "Three decoding steps of a Llamba + MambaInLlama + attention model, every Mamba step in the kernel, against chains."
     kernel()
     forced = lambda m, zx, cache: MS.fused_step(m, zx, cache.conv_state, cache.ssm_state)
-    a, b = _model(False), _model(False)
+    a, b = _model(), _model()
     for l in a.model.layers[:2]: l.mixer.step_kernel = forced
+    for l in b.model.layers[:2]: l.mixer.step_kernel = None                      # the chain
     ca, cb = a.allocate_cache(3, 8), b.allocate_cache(3, 8)
     with torch.no_grad():
         for t in range(3):
@@ -355,11 +367,11 @@ def test_model_decodes_through_the_kernel_as_through_the_chain():
         close(x.ssm_state, y.ssm_state, F32, "ssm_state")
 
 
-def test_engine_keeps_a_decoder_per_step_path():
+def test_engine_keeps_a_decoder_per_step_path(mamba_step_option):
     from thinkfast.generate import Engine
-    m = _model(True)
+    m = _model()
     eng = Engine(m, keep=2)
     d1 = eng.decoder(2, 16)
-    m.use_mamba_step_kernel(False)
+    mamba_step_option(mamba_step=False)
     d2 = eng.decoder(2, 16)
     assert d1 is not d2 and eng.decoder(2, 16) is d2

@@ -267,25 +267,28 @@ def distill_command(teacher, out, data="hub:nvidia/OpenMathInstruct-2", mixer="l
     return rec
 
 # %% ../nbs/90_cli.ipynb #4e9c0d11
+_OPTION_NAMES = ("compile", "decode_kernel", "mamba_step")      # layers.set_kernel_options, THINKFAST_<NAME>
+
+
 def kernel_settings(environ=None) -> dict:
     """The kernel choices a command starts with, from the environment (`os.environ` by default): `THINKFAST_REFERENCE`
-    (operations sent to the PyTorch reference, comma-separated names of `ssd.use_reference`), `THINKFAST_COMPILE` and
-    `THINKFAST_DECODE_KERNEL` (0 turns either off; `layers.set_kernel_options`)."""
+    (operations sent to the PyTorch reference, comma-separated names of `ssd.use_reference`), `THINKFAST_COMPILE`,
+    `THINKFAST_DECODE_KERNEL` and `THINKFAST_MAMBA_STEP` (0 turns one off; `layers.set_kernel_options`)."""
     env = os.environ if environ is None else environ
-    return dict(reference_ops=sorted(n.strip() for n in env.get("THINKFAST_REFERENCE", "").split(",") if n.strip()),
-                compile=env.get("THINKFAST_COMPILE", "1") != "0", decode_kernel=env.get("THINKFAST_DECODE_KERNEL", "1") != "0")
+    on = {k: env.get(f"THINKFAST_{k.upper()}", "1") != "0" for k in _OPTION_NAMES}
+    return dict(reference_ops=sorted(n.strip() for n in env.get("THINKFAST_REFERENCE", "").split(",") if n.strip()), **on)
 
 
 def apply_kernel_settings(settings: dict) -> dict:
     """Set `kernel_settings`-style choices in the library (keys left out keep theirs); returns the choices now in
     force. An unknown operation is refused, naming it, before anything changes."""
     from thinkfast import layers
-    bad = sorted(set(settings) - {"reference_ops", "compile", "decode_kernel"})
-    if bad: raise ValueError(f"kernel setting {bad[0]!r} unknown; allowed: reference_ops, compile, decode_kernel")
+    bad = sorted(set(settings) - {"reference_ops", *_OPTION_NAMES})
+    if bad: raise ValueError(f"kernel setting {bad[0]!r} unknown; allowed: reference_ops, {', '.join(_OPTION_NAMES)}")
     if "reference_ops" in settings:
         try: ssd.use_reference(settings["reference_ops"])
         except ValueError as e: raise ValueError(f"THINKFAST_REFERENCE: {e}") from None
-    layers.set_kernel_options(compile=settings.get("compile"), decode_kernel=settings.get("decode_kernel"))
+    layers.set_kernel_options(**{k: settings.get(k) for k in _OPTION_NAMES})
     return dict(reference_ops=sorted(ssd.reference_ops()), **layers.kernel_options())
 
 

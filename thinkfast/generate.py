@@ -135,8 +135,7 @@ class Engine:
             raise ValueError(f"the model moved to {p.device}/{p.dtype} after its Engine was made for "
                              f"{self.device}/{self.dtype}: make a new Engine")
         key = (batch, max_len, sp.temperature, sp.top_p, sp.top_k, p.data_ptr(), self.cuda_graph,   # data_ptr: graphs hold the weights' addresses
-               self.model.config.mamba_step_kernel, reference_ops(),              # and the decode path they captured
-               tuple(kernel_options().items()))
+               reference_ops(), tuple(kernel_options().items()))                  # and the decode path they captured
         if key in self._decoders:
             self._decoders[key] = self._decoders.pop(key)          # most recently used last
             return self._decoders[key]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 import torch.nn as nn
@@ -21,15 +22,18 @@ __all__ = ['NORM_EPS', 'set_kernel_options', 'kernel_options', 'fused', 'rms_nor
            'LlambaMixer', 'selective_scan_ref', 's4d_real_A_log', 'Mamba1Mixer']
 
 # %% ../nbs/01_layers.ipynb #082fcc27
-_OPTIONS = dict(compile=True, decode_kernel=True)      # set_kernel_options
+_OPTIONS = dict(compile=True, decode_kernel=True, mamba_step=True)      # set_kernel_options
+_VIEW = MappingProxyType(_OPTIONS)                                      # kernel_options: read-only, never copied
 
 
-def set_kernel_options(compile: bool | None = None, decode_kernel: bool | None = None) -> dict:
-    """Whether the layers compile their elementwise chains on CUDA (`compile`, `fused`) and run attention's decoding
-    step in the Triton kernel (`decode_kernel`, `use_decode_kernel`); None leaves a choice as it is. Returns the
+def set_kernel_options(compile: bool | None = None, decode_kernel: bool | None = None,
+                       mamba_step: bool | None = None) -> dict:
+    """Whether the layers compile their elementwise chains on CUDA (`compile`, `fused`), run attention's decoding
+    step in the Triton kernel (`decode_kernel`, `use_decode_kernel`) and a Mamba-2 layer's in the one-kernel step
+    of [the Mamba step chapter](13_mamba_step.ipynb) (`mamba_step`); None leaves a choice as it is. Returns the
     previous options, to restore them. The command line takes its defaults from the environment variables
-    `THINKFAST_COMPILE` and `THINKFAST_DECODE_KERNEL` (0 turns off)."""
-    new = dict(compile=compile, decode_kernel=decode_kernel)
+    `THINKFAST_COMPILE`, `THINKFAST_DECODE_KERNEL` and `THINKFAST_MAMBA_STEP` (0 turns off)."""
+    new = dict(compile=compile, decode_kernel=decode_kernel, mamba_step=mamba_step)
     for k, v in new.items():
         if v is not None and not isinstance(v, bool): raise ValueError(f"{k}={v!r}; allowed: True, False or None")
     old = dict(_OPTIONS)
@@ -37,9 +41,9 @@ def set_kernel_options(compile: bool | None = None, decode_kernel: bool | None =
     return old
 
 
-def kernel_options() -> dict:
-    "The layers' current kernel options (`set_kernel_options`)."
-    return dict(_OPTIONS)
+def kernel_options():
+    "The layers' current kernel options (`set_kernel_options`), as a read-only mapping."
+    return _VIEW
 
 
 def fused(fn):
@@ -369,8 +373,9 @@ def _rows(sizes: list, name: str):
 class _MambaBase(nn.Module):
     """Shared parts of the Mamba mixers: the conv, caches, Mamba-2's initialisation, the shapes attention maps onto,
     and the decoding step: `in_proj`, then `gated_step` (everything up to out_proj, as a chain of PyTorch ops and
-    CUDA kernels) or, where set, `step_kernel(mixer, zxbcdt, cache)` in its place, then `out_proj`. The model sets
-    `step_kernel` from its config (the one-kernel step of [the Mamba step chapter](13_mamba_step.ipynb))."""
+    CUDA kernels) or, where set, `step_kernel(mixer, zxbcdt, cache)` in its place, then `out_proj`. The model's
+    mixers get the one-kernel step of [the Mamba step chapter](13_mamba_step.ipynb), which runs where it can and
+    `set_kernel_options(mamba_step=...)` allows."""
     conv_activation = "silu"
     step_kernel = None        # None: gated_step; else a function (mixer, zxbcdt, cache) -> gated_step's result
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from .layers import NORM_EPS, LlambaMixer, MambaCache, MambaInLlamaMixer, decay_rates
+from .layers import NORM_EPS, LlambaMixer, MambaCache, MambaInLlamaMixer, decay_rates, kernel_options
 from .ssd import causal_conv1d_step_ref, compute_dtype, ssd_step
 
 try:
@@ -355,7 +355,8 @@ def step_bytes(mixer, batch: int, act_dtype=torch.bfloat16, state_dtype=torch.fl
 # %% ../nbs/13_mamba_step.ipynb #7a1c0e02
 def kernel_ready(mixer, zxbcdt, cache) -> bool:
     "Whether `fused_step` runs this step (see the section's text); else the mixer's chain does."
-    return (triton is not None and zxbcdt.is_cuda and isinstance(mixer, (LlambaMixer, MambaInLlamaMixer))
+    return (triton is not None and zxbcdt.is_cuda and kernel_options()["mamba_step"]
+            and isinstance(mixer, (LlambaMixer, MambaInLlamaMixer))
             and 2 <= mixer.d_conv <= 4 and zxbcdt.dtype in KERNEL_DTYPES and cache.ssm_state.dtype in KERNEL_DTYPES
             and cache.conv_state.dtype in KERNEL_DTYPES and not (torch.is_grad_enabled() and zxbcdt.requires_grad))
 

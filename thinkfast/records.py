@@ -186,7 +186,7 @@ def _reference_ops():
 def _kernel_options():
     "The layers' kernel options (`layers.set_kernel_options`), if the layers were loaded."
     layers = sys.modules.get("thinkfast.layers")
-    return layers.kernel_options() if layers is not None else None
+    return dict(layers.kernel_options()) if layers is not None else None
 
 
 def run_info(device="cpu") -> dict:

@@ -74,7 +74,7 @@ class ThinkfastConfig(PreTrainedConfig):
                  rope_theta=500000.0, rope_llama3=None, max_position_embeddings=131072, layer_mixers=None,
                  llamba_nheads=None, llamba_headdim=None, llamba_d_state=64, llamba_qk_heads=None, llamba_z_bias=False,
                  mambainllama_norm=False, mamba1_d_state=16, mamba1_dt_rank=None, mamba1_repeat_before_conv=True, d_conv=4, chunk_size=256,
-                 ssm_state_dtype="float32", mamba_step_kernel=True, initializer_range=0.02, tie_word_embeddings=True,
+                 ssm_state_dtype="float32", initializer_range=0.02, tie_word_embeddings=True,
                  bos_token_id=None, eos_token_id=None, pad_token_id=None, **kwargs):
         self.vocab_size, self.hidden_size, self.intermediate_size = vocab_size, hidden_size, intermediate_size
         self.num_hidden_layers, self.num_attention_heads = num_hidden_layers, num_attention_heads
@@ -91,8 +91,6 @@ class ThinkfastConfig(PreTrainedConfig):
         self.mamba1_d_state, self.mamba1_dt_rank = mamba1_d_state, mamba1_dt_rank   # the released Mamba-1 hybrids' layers
         self.mamba1_repeat_before_conv = bool(mamba1_repeat_before_conv)
         self.ssm_state_dtype, self.initializer_range = ssm_state_dtype, initializer_range
-        # decoding: a Mamba-2 layer's step in one Triton kernel where it runs (CUDA), else its chain of kernels
-        self.mamba_step_kernel = mamba_step_kernel
         self._validate()
         super().__init__(tie_word_embeddings=tie_word_embeddings, bos_token_id=bos_token_id,
                          eos_token_id=eos_token_id, pad_token_id=pad_token_id, **kwargs)
@@ -110,8 +108,6 @@ class ThinkfastConfig(PreTrainedConfig):
             raise ValueError(f"llamba_nheads={self.llamba_nheads} and llamba_headdim={self.llamba_headdim} must be positive")
         if "llamba" in self.layer_mixers and self.llamba_nheads % self.llamba_qk_heads:
             raise ValueError(f"llamba_qk_heads={self.llamba_qk_heads} must divide llamba_nheads={self.llamba_nheads}")
-        if not isinstance(self.mamba_step_kernel, bool):
-            raise ValueError(f"mamba_step_kernel={self.mamba_step_kernel!r}; allowed: True or False")
         if self.ssm_state_dtype not in ("float32", "float64", "bfloat16", "float16"):
             raise ValueError(f"ssm_state_dtype={self.ssm_state_dtype!r}; allowed: float32, float64, bfloat16, float16")
 
@@ -120,9 +116,9 @@ class ThinkfastConfig(PreTrainedConfig):
         return [i for i, t in enumerate(self.layer_mixers) if t == "attention"]
 
 # %% ../nbs/02_students.ipynb #7f713e55
-def _with_step_kernel(mixer, c: ThinkfastConfig):
-    "A Mamba-2 mixer decoding through `mamba_step.fast_step` (the one-kernel step where it runs) if the config says so."
-    mixer.step_kernel = fast_step if c.mamba_step_kernel else None
+def _with_step_kernel(mixer):
+    "A Mamba-2 mixer that decodes through `mamba_step.fast_step` (the one-kernel step where it runs and is allowed)."
+    mixer.step_kernel = fast_step
     return mixer
 
 
@@ -263,13 +259,6 @@ class ThinkfastForCausalLM(ThinkfastPreTrainedModel):
         Attention reads the first `kv_len` cache columns (default: all)."""
         return self.lm_head(self.model.step(input_ids, cache, pos, pad, kv_len))
 
-    def use_mamba_step_kernel(self, on: bool):
-        "Decode the Mamba-2 layers through the one-kernel step where it runs (`on`), or through their chains."
-        if not isinstance(on, bool): raise ValueError(f"on={on!r}; allowed: True or False")
-        self.config.mamba_step_kernel = on
-        for layer in self.model.layers:
-            if isinstance(layer.mixer, (LlambaMixer, MambaInLlamaMixer)): _with_step_kernel(layer.mixer, self.config)
-
 
 AutoConfig.register("thinkfast", ThinkfastConfig, exist_ok=True)
 AutoModelForCausalLM.register(ThinkfastConfig, ThinkfastForCausalLM, exist_ok=True)
@@ -311,12 +300,12 @@ def _attention(c): return Attention(c.hidden_size, c.num_attention_heads, c.num_
 
 def _mambainllama(c):
     return _with_step_kernel(MambaInLlamaMixer(c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                                               c.d_conv, c.chunk_size, c.mambainllama_norm), c)
+                                               c.d_conv, c.chunk_size, c.mambainllama_norm))
 
 
 def _llamba(c):
     return _with_step_kernel(LlambaMixer(c.hidden_size, c.llamba_nheads, c.llamba_headdim, c.llamba_d_state, c.d_conv,
-                                         c.chunk_size, c.llamba_qk_heads, c.llamba_z_bias), c)
+                                         c.chunk_size, c.llamba_qk_heads, c.llamba_z_bias))
 
 
 def _mamba1(c):
