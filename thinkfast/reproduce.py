@@ -68,15 +68,16 @@ def arithmetic_problems(n: int, seed: int, min_steps: int = 1, max_steps: int = 
 # %% ../nbs/10_reproduce.ipynb #83b5deb2
 def walk_problem(rng: random.Random, steps: int, max_start: int = 9999, slip: float = 0.0,
                  slip_rng: random.Random | None = None) -> dict:
-    """One digit walk: start at a number from 1000 to `max_start` and, `steps` times, add the sum of its last two digits. The question
-    names the start and the count last, just before the solution begins. The solution writes one step per line, counting down (`k: x+s=y`), and ends with the answer boxed. `slip` > 0 writes it as the
+    """One digit walk: start at a number from 1000 to `max_start` and, `steps` times, add the sum of its last two digits.
+    The question names the start last, just before the solution begins. The solution writes one step per line, counting
+    down (`k: x+s=y`), and the last step boxes its result (`1: x+s=\\boxed{y}`), the answer. `slip` > 0 writes it as the
     imperfect writer does: a step whose sum crosses into a new thousand drops that carry with probability `slip`, and
     the walk goes on from the wrong number (its slips drawn from `slip_rng`, default `rng`). `answer` is always the
     true end of the walk; `traps` counts the carries into a new thousand of the true walk, `slips` the slips written."""
     if steps < 1 or max_start < 1000 or not 0 <= slip <= 1:
         raise ValueError(f"steps={steps}, max_start={max_start}, slip={slip}; allowed: >= 1, >= 1000, 0..1")
     x = true = rng.randint(1000, max_start)
-    q = f"Add the sum of the last two digits to {x}, {steps} times."
+    q = f"Add the sum of the last two digits, {steps} times, to {x}."
     lines, slips, traps = [], 0, 0
     for k in range(steps, 0, -1):
         s = (x // 10) % 10 + x % 10
@@ -86,9 +87,9 @@ def walk_problem(rng: random.Random, steps: int, max_start: int = 9999, slip: fl
         if y // 1000 != x // 1000 and slip and (slip_rng or rng).random() < slip:
             y -= 1000
             slips += 1
-        lines.append(f"{k}: {x}+{s}={y}")
+        lines.append(f"{k}: {x}+{s}={y}" if k > 1 else f"{k}: {x}+{s}=\\boxed{{{y}}}")
         x = y
-    return dict(question=q, solution="\n".join(lines) + f"\nThe answer is \\boxed{{{x}}}.", answer=str(true), traps=traps, slips=slips)
+    return dict(question=q, solution="\n".join(lines), answer=str(true), traps=traps, slips=slips)
 
 
 def walk_problems(n: int, seed: int, min_steps: int = 50, max_steps: int = 80, max_start: int = 9999, slip: float = 0.0,
@@ -118,15 +119,16 @@ def held_out_problems(cfg: dict, train: list, n: int | None = None) -> list:
         m *= 2
 
 
-_WALK_QUESTION = re.compile(r"to (\d+), (\d+) times\.$")
+# today's question, and that of the runs before the last step boxed its result (their samples are still read)
+_WALK_QUESTIONS = (re.compile(r", (?P<count>\d+) times, to (?P<start>\d+)\.$"), re.compile(r"to (?P<start>\d+), (?P<count>\d+) times\.$"))
 
 
 def walk_first_line(text: str, question: str) -> tuple:
-    "Whether a written walk's first line copies the question's start and its count (`... to 7311, 77 times.` -> `77: 7311+`)."
-    m = _WALK_QUESTION.search(question)
-    if m is None: raise ValueError(f"not a walk question (expected '... to START, STEPS times.'): {question[:100]!r}")
+    "Whether a written walk's first line copies the question's start and its count (`..., 77 times, to 7311.` -> `77: 7311+`)."
+    m = next(filter(None, (q.search(question) for q in _WALK_QUESTIONS)), None)
+    if m is None: raise ValueError(f"not a walk question (expected '..., STEPS times, to START.'): {question[:100]!r}")
     k, _, rest = text.lstrip().split("\n", 1)[0].partition(": ")
-    return rest.startswith(m[1] + "+"), k == m[2]
+    return rest.startswith(m["start"] + "+"), k == m["count"]
 
 
 def walk_start_ok(text: str, question: str) -> bool:
@@ -134,7 +136,7 @@ def walk_start_ok(text: str, question: str) -> bool:
     return all(walk_first_line(text, question))
 
 
-_WALK_LINE = re.compile(r"(\d+): (\d+)\+(\d+)=(\d+)")
+_WALK_LINE = re.compile(r"(\d+): (\d+)\+(\d+)=(?:(\d+)|\\boxed\{(\d+)\})")        # a step, or the last one, boxed
 
 
 def walk_mechanics(texts: list) -> dict:
@@ -145,7 +147,7 @@ def walk_mechanics(texts: list) -> dict:
     for text in texts:
         prev = None
         for m in filter(None, map(_WALK_LINE.fullmatch, text.split("\n"))):
-            k, x, s, y = map(int, m.groups())
+            k, x, s, y = (int(v) for v in m.groups() if v is not None)
             lines += 1
             rule += s == (x // 10) % 10 + x % 10 and y in (x + s, x + s - 1000)
             if prev is not None: links += 1; chained += x == prev[1]; counted += k == prev[0] - 1

@@ -60,8 +60,9 @@ def greedy(model, tok, problems: list, path: Path) -> dict:
                                       seed=cfg["seed"], batch_problems=len(problems), progress=False))
     q = {p["id"]: p["question"] for p in problems}
     copied = [m is not None and m[1] == m[2] for m in (_LAST.search(r["text"]) for r in rs)]
+    copied = copied if any("The answer is" in r["text"] for r in rs) else [None]      # walks since 25b2a84 box their last step
     return dict(accuracy=sum(r["correct"] for r in rs) / len(rs), start_ok=sum(walk_start_ok(r["text"], q[r["problem_id"]]) for r in rs) / len(rs),
-                answer_copied=sum(copied) / len(rs), mechanics=walk_mechanics([r["text"] for r in rs]),
+                answer_copied=None if copied == [None] else sum(copied) / len(rs), mechanics=walk_mechanics([r["text"] for r in rs]),
                 answers=sorted({str(r["answer"]) for r in rs})[:5])
 
 
