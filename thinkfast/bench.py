@@ -18,7 +18,7 @@ from .generate import Engine, SamplingParams
 from .students import ThinkfastConfig, ThinkfastForCausalLM, count_parameters, preset_config
 
 # %% auto #0
-__all__ = ['BENCH_MODELS', 'BENCH_BATCHES', 'time_fn', 'copy_bandwidth', 'matmul_rate', 'decode_cost', 'decode_floor_s',
+__all__ = ['BENCH_MODELS', 'BENCH_BATCHES', 'PEERS', 'time_fn', 'copy_bandwidth', 'matmul_rate', 'decode_cost', 'decode_floor_s',
            'time_decode_buckets', 'decode_seconds', 'time_prefill', 'cache_fits', 'bench_model', 'measure_generate',
            'peer_transformers', 'peer_mamba_ssm', 'bench', 'load_bench', 'throughput_figure', 'speedups',
            'speedup_figure']
@@ -287,16 +287,64 @@ BENCH_MODELS = ["llama-3.2-1b", "mambainllama-1b", "llamba-1b", "llama-3.2-3b", 
 BENCH_BATCHES = [1, 4, 16, 64, 128, 256, 512, 1024, 2048]
 
 
+PEERS = ("transformers", "mamba-ssm")
+
+
+def _peer_jobs(names, b: int, device, repeats: int) -> list:
+    "(peer, shape, job) of the named peers at batch `b`, prompt 512, 512 new tokens."
+    jobs = [("transformers", "llama-3.2-1b", lambda: peer_transformers("llama-3.2-1b", b, 512, 512, device, repeats)),
+            ("mamba-ssm", "llamba-1b", lambda: peer_mamba_ssm("llamba-1b", b, 512, 512, device, repeats)),
+            ("mamba-ssm", "mamba2-default", lambda: peer_mamba_ssm("llamba-1b", b, 512, 512, device, repeats, llamba_shape=False))]
+    return [j for j in jobs if j[0] in names]
+
+
+def _run_peers(rec: dict, out, names, device, repeats: int, log):
+    "The named peers at batches 64 and 256 into `rec['peers']` (those already there skipped), a failure recorded as its error."
+    from thinkfast.records import write_json
+    have = {(q["peer"].split()[0], q["batch"], q.get("shape")) for q in rec["peers"]}
+    for b in (64, 256):
+        for peer, shape, job in _peer_jobs(names, b, device, repeats):
+            if (peer, b, shape) in have: continue
+            try: q = job()
+            except Exception as e:
+                q = dict(peer=peer, shape=shape, batch=b, prompt_len=512, new_tokens=512, error=f"{type(e).__name__}: {e}"[:500])
+                _free(device)
+            rec["peers"].append(q)
+            write_json(rec, out)
+            log(f"peer {q}")
+
+
+def _run_checks(rec: dict, out, check_points, model_of, device, repeats: int, log):
+    "Each (model, batch, prompt_len, new_tokens) of `check_points` end to end with `generate_ids`, into `rec['generate']`."
+    from thinkfast.records import write_json
+    for (name, b, p, n) in check_points:       # with the sweep's state precision and label
+        cfg, label = model_of(name)
+        if any((g["model"], g["batch"], g["prompt_len"], g["new_tokens"]) == (label, b, p, n) for g in rec["generate"]): continue
+        torch.manual_seed(0)
+        with torch.device(device): m = ThinkfastForCausalLM(cfg).to(torch.bfloat16).eval()
+        try: g = dict(model=label, **measure_generate(Engine(m, keep=1), b, p, n, repeats))
+        except Exception as e:
+            if not _oom(e): raise
+            g = dict(model=label, batch=b, prompt_len=p, new_tokens=n, oom=True)
+        del m
+        _free(device)
+        rec["generate"].append(g)
+        write_json(rec, out)
+        log(f"generate_ids {g}")
+
+
 def bench(out, models=BENCH_MODELS, batches=BENCH_BATCHES, prompt_lens=(256, 512), new_tokens=(512, 2048, 4096),
-          device="cuda", repeats: int = 3, peers: bool = False, check_points=(), log=print, ssm_state_dtype: str = "float32") -> dict:
+          device="cuda", repeats: int = 3, peers=(), check_points=(), log=print, ssm_state_dtype: str = "float32") -> dict:
     """Sweep `models` x `batches` x `prompt_lens` x `new_tokens` into the JSON file `out` (resumed if it exists and
-    was made on the same device); `peers` adds transformers and mamba-ssm at the 1B shapes; `check_points`
-    ((model, batch, prompt_len, new_tokens), ...) are also run end to end with `generate_ids`. `ssm_state_dtype`
-    other than float32 (mamba-ssm keeps bfloat16 states) labels the Mamba models' points `name@dtype`."""
+    was made on the same device); `peers` (names from `PEERS`, or True for all) adds those peers at the 1B shapes;
+    `check_points` ((model, batch, prompt_len, new_tokens), ...) are also run end to end with `generate_ids`.
+    `ssm_state_dtype` other than float32 (mamba-ssm keeps bfloat16 states) labels the Mamba models' points `name@dtype`."""
     from thinkfast.records import run_info, write_json
     from thinkfast.students import PRESETS
     bad = [m for m in models if m not in PRESETS]
     if bad: raise ValueError(f"model {bad[0]!r} unknown; allowed: {', '.join(PRESETS)}")
+    peers = PEERS if peers is True else tuple(peers or ())
+    if any(p not in PEERS for p in peers): raise ValueError(f"peers={list(peers)!r}; allowed: {', '.join(PEERS)}")
     for name, xs in (("batches", batches), ("prompt_lens", prompt_lens), ("new_tokens", new_tokens)):
         if not xs or any(not isinstance(x, int) or x < 1 for x in xs): raise ValueError(f"{name}={list(xs)!r}; allowed: positive ints")
     if ssm_state_dtype not in ("float32", "bfloat16"): raise ValueError(f"ssm_state_dtype={ssm_state_dtype!r}; allowed: float32, bfloat16")
@@ -328,30 +376,8 @@ def bench(out, models=BENCH_MODELS, batches=BENCH_BATCHES, prompt_lens=(256, 512
         cfg, label = model_of(name)
         done = {(p["batch"], p["prompt_len"], p["new_tokens"]) for p in rec["points"] if p["model"] == label}
         bench_model(label, batches, prompt_lens, new_tokens, device, rec["rates"], repeats=repeats, config=cfg, done=done, on_point=save)
-    for (name, b, p, n) in check_points:       # with the sweep's state precision and label
-        cfg, label = model_of(name)
-        if any((g["model"], g["batch"], g["prompt_len"], g["new_tokens"]) == (label, b, p, n) for g in rec["generate"]): continue
-        torch.manual_seed(0)
-        with torch.device(device): m = ThinkfastForCausalLM(cfg).to(torch.bfloat16).eval()
-        try: g = dict(model=label, **measure_generate(Engine(m, keep=1), b, p, n, repeats))
-        except Exception as e:
-            if not _oom(e): raise
-            g = dict(model=label, batch=b, prompt_len=p, new_tokens=n, oom=True)
-        del m; _free(device)
-        rec["generate"].append(g); write_json(rec, out); log(f"generate_ids {g}")
-    if peers:
-        have = {(q["peer"].split()[0], q["batch"], q.get("shape")) for q in rec["peers"]}
-        for b in (64, 256):
-            jobs = [("transformers", "llama-3.2-1b", lambda b=b: peer_transformers("llama-3.2-1b", b, 512, 512, device, repeats)),
-                    ("mamba-ssm", "llamba-1b", lambda b=b: peer_mamba_ssm("llamba-1b", b, 512, 512, device, repeats)),
-                    ("mamba-ssm", "mamba2-default", lambda b=b: peer_mamba_ssm("llamba-1b", b, 512, 512, device, repeats, llamba_shape=False))]
-            for peer, shape, job in jobs:
-                if (peer, b, shape) in have: continue
-                try: q = job()
-                except Exception as e:
-                    q = dict(peer=peer, shape=shape, batch=b, prompt_len=512, new_tokens=512, error=f"{type(e).__name__}: {e}"[:500])
-                    _free(device)
-                rec["peers"].append(q); write_json(rec, out); log(f"peer {q}")
+    _run_checks(rec, out, check_points, model_of, device, repeats, log)
+    _run_peers(rec, out, peers, device, repeats, log)
     return rec
 
 # %% ../nbs/04_throughput.ipynb #6ccf61de

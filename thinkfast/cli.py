@@ -401,7 +401,8 @@ def _parser() -> tuple:
     c.add_argument("--prompt-lens", nargs="+", type=pos, default=[256, 512])
     c.add_argument("--new-tokens", nargs="+", type=pos, default=[512, 2048, 4096])
     c.add_argument("--repeats", type=pos, default=3)
-    c.add_argument("--peers", action="store_true", help="also run transformers and mamba-ssm at the 1B shapes")
+    c.add_argument("--peers", nargs="*", default=None, choices=["transformers", "mamba-ssm"],
+                   help="also run these peers at the 1B shapes (no name: both)")
     c.add_argument("--check", nargs="+", default=[], metavar="MODEL:BATCH:PROMPT:NEW",
                    help="points also run end to end with generate_ids, e.g. llama-3.2-1b:256:512:512")
     c.add_argument("--device", default="cuda")
@@ -483,7 +484,8 @@ def _bench(a, err) -> int:
             err(f"--check {s!r}: expected MODEL:BATCH:PROMPT:NEW, e.g. llama-3.2-1b:256:512:512")
         checks.append((parts[0], *map(int, parts[1:])))
     B.bench(a.out, a.models or B.BENCH_MODELS, a.batches or B.BENCH_BATCHES, a.prompt_lens, a.new_tokens, a.device,
-            a.repeats, a.peers, checks, log=lambda s: print(s, flush=True), ssm_state_dtype=a.ssm_state_dtype)
+            a.repeats, True if a.peers == [] else a.peers or (), checks, log=lambda s: print(s, flush=True),
+            ssm_state_dtype=a.ssm_state_dtype)
     return 0
 
 
