@@ -16,11 +16,11 @@ t tests
 timeout ${T_TESTS:-150} python3 -m pytest -q -x tests/test_mamba_step.py tests/test_sampler.py tests/test_engine_cuda.py 2>&1 | tail -5 | tee -a $L
 [ "${NB:-0}" = 1 ] && timeout ${T_NB:-300} python3 -m pytest -q tests/test_notebooks.py -m gpu -k "03_generate or 13_mamba" 2>&1 | tail -5 | tee -a $L
 CK="llamba-1b:64:512:512 llamba-1b:256:512:512 mambainllama-1b:256:512:512 llama-3.2-1b:256:512:512"
-B="python3 -m thinkfast.cli bench --models llamba-1b mambainllama-1b llama-3.2-1b --batches 64 256 --prompt-lens 512 --new-tokens 512 --repeats 3 --ssm-state-dtype bfloat16"
+B="python3 -m thinkfast.cli bench --batches 64 256 --prompt-lens 512 --new-tokens 512 --repeats 3 --ssm-state-dtype bfloat16"
 t bench fused
-timeout ${T_BENCH:-150} $B --out $OUT/bench_fused.json --peers mamba-ssm --check $CK 2>&1 | grep -v Warning | tee -a $L
+timeout ${T_BENCH:-150} $B --models llamba-1b mambainllama-1b llama-3.2-1b --out $OUT/bench_fused.json --peers mamba-ssm --check $CK 2>&1 | grep -v Warning | tee -a $L
 t bench chain
-THINKFAST_MAMBA_STEP=0 timeout ${T_CHAIN:-70} $B --out $OUT/bench_chain.json --check llamba-1b:64:512:512 llamba-1b:256:512:512 2>&1 | grep -v Warning | tee -a $L
+THINKFAST_MAMBA_STEP=0 timeout ${T_CHAIN:-70} $B --models llamba-1b mambainllama-1b --out $OUT/bench_chain.json --check llamba-1b:64:512:512 llamba-1b:256:512:512 2>&1 | grep -v Warning | tee -a $L
 t profile
 timeout ${T_PROF:-90} python3 tests/gpu/step_profile.py $OUT/step_profile.json 2>&1 | tail -25 | tee -a $L
 t train speed
